@@ -1,0 +1,219 @@
+// Array storage, conversions and printing.
+#include "autodiff/array.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <new>
+#include <ostream>
+
+namespace ad {
+
+namespace detail {
+namespace {
+std::atomic<std::uint64_t> g_allocations{0};
+std::atomic<std::size_t> g_bytes_in_use{0};
+constexpr std::size_t kAlignment = 64;
+}  // namespace
+
+Storage::Storage(std::size_t bytes) : capacity(bytes) {
+  const std::size_t rounded = std::max<std::size_t>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  data = static_cast<std::byte*>(::operator new(rounded, std::align_val_t{kAlignment}));
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  g_bytes_in_use.fetch_add(capacity, std::memory_order_relaxed);
+}
+
+Storage::~Storage() {
+  ::operator delete(data, std::align_val_t{kAlignment});
+  g_bytes_in_use.fetch_sub(capacity, std::memory_order_relaxed);
+}
+
+std::uint64_t storage_allocations() { return g_allocations.load(std::memory_order_relaxed); }
+std::size_t storage_bytes_in_use() { return g_bytes_in_use.load(std::memory_order_relaxed); }
+}  // namespace detail
+
+std::string_view dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return "float32";
+    case DType::Float64: return "float64";
+    case DType::Int64: return "int64";
+    case DType::Bool: return "bool";
+  }
+  return "unknown";
+}
+
+std::size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::Float32: return 4;
+    case DType::Float64: return 8;
+    case DType::Int64: return 8;
+    case DType::Bool: return 1;
+  }
+  return 1;
+}
+
+std::ostream& operator<<(std::ostream& out, DType dtype) { return out << dtype_name(dtype); }
+
+namespace {
+std::int64_t checked_size(const Shape& shape, const char* what) {
+  if (!shape.is_fully_defined()) {
+    throw ValueError(str(what, ": shape ", shape, " has unknown dimensions"));
+  }
+  return shape.num_elements();
+}
+
+template <class F>
+void visit_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::Float32: f(float{}); break;
+    case DType::Float64: f(double{}); break;
+    case DType::Int64: f(std::int64_t{}); break;
+    case DType::Bool: f(bool{}); break;
+  }
+}
+}  // namespace
+
+Array::Array() = default;
+
+Array::Array(DType dtype, const Shape& shape) : Array(uninitialized(dtype, shape)) {
+  if (storage_) std::memset(storage_->data, 0, nbytes());
+}
+
+Array::Array(DType dtype, const Shape& shape, std::shared_ptr<detail::Storage> storage)
+    : dtype_(dtype), shape_(shape), size_(checked_size(shape, "Array")), storage_(std::move(storage)) {
+  if (nbytes() > 0 && (!storage_ || storage_->capacity < nbytes())) {
+    throw InternalError(str("Array: storage too small for ", dtype, shape));
+  }
+}
+
+Array Array::uninitialized(DType dtype, const Shape& shape) {
+  const std::int64_t n = checked_size(shape, "Array");
+  std::size_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<std::size_t>(n), dtype_size(dtype), &bytes)) {
+    throw ValueError(str("Array: shape ", shape, " of ", dtype, " needs more bytes than fit in memory"));
+  }
+  return Array(dtype, shape, n == 0 ? nullptr : std::make_shared<detail::Storage>(bytes));
+}
+
+Array Array::full(DType dtype, const Shape& shape, double value) {
+  Array a = uninitialized(dtype, shape);
+  visit_dtype(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    auto out = a.mutable_data<T>();
+    std::fill(out.begin(), out.end(), static_cast<T>(value));
+  });
+  return a;
+}
+
+void* Array::raw_mutable_data() {
+  if (storage_ && storage_.use_count() > 1) {
+    auto copy = std::make_shared<detail::Storage>(nbytes());
+    std::memcpy(copy->data, storage_->data, nbytes());
+    storage_ = std::move(copy);
+  }
+  return storage_ ? storage_->data : nullptr;
+}
+
+void Array::check_type(DType requested) const {
+  if (requested != dtype_) {
+    throw ValueError(str("Array: elements requested as ", requested, " but the array holds ", dtype_));
+  }
+}
+
+double Array::flat(std::int64_t i) const {
+  if (i < 0 || i >= size_) throw OutOfRangeError(str("Array: index ", i, " is outside ", shape_));
+  double value = 0;
+  visit_dtype(dtype_, [&](auto tag) {
+    using T = decltype(tag);
+    value = static_cast<double>(reinterpret_cast<const T*>(raw_data())[i]);
+  });
+  return value;
+}
+
+double Array::at(std::initializer_list<std::int64_t> index) const {
+  if (static_cast<int>(index.size()) != rank()) {
+    throw OutOfRangeError(str("Array::at: ", index.size(), " indices for an array of shape ", shape_));
+  }
+  std::int64_t offset = 0;
+  int axis = 0;
+  for (const auto i : index) {
+    if (i < 0 || i >= shape_[axis]) throw OutOfRangeError(str("Array::at: index ", i, " on axis ", axis, " of ", shape_));
+    offset = offset * shape_[axis] + i;
+    ++axis;
+  }
+  return flat(offset);
+}
+
+Array Array::reshaped(const Shape& shape) const {
+  if (checked_size(shape, "Array::reshaped") != size_) {
+    throw ValueError(str("Array::reshaped: cannot view ", shape_, " as ", shape));
+  }
+  return Array(dtype_, shape, storage_);
+}
+
+Array Array::astype(DType dtype) const {
+  if (dtype == dtype_) return *this;
+  Array out = uninitialized(dtype, shape_);
+  visit_dtype(dtype_, [&](auto from_tag) {
+    using From = decltype(from_tag);
+    const auto in = data<From>();
+    visit_dtype(dtype, [&](auto to_tag) {
+      using To = decltype(to_tag);
+      auto dst = out.mutable_data<To>();
+      for (std::size_t i = 0; i < in.size(); ++i) dst[i] = static_cast<To>(in[i]);
+    });
+  });
+  return out;
+}
+
+Array Array::clone() const {
+  Array out = uninitialized(dtype_, shape_);
+  if (nbytes() > 0) std::memcpy(out.storage_->data, raw_data(), nbytes());
+  return out;
+}
+
+bool Array::bitwise_equal(const Array& other) const {
+  return dtype_ == other.dtype_ && shape_ == other.shape_ &&
+         (nbytes() == 0 || std::memcmp(raw_data(), other.raw_data(), nbytes()) == 0);
+}
+
+std::string Array::to_string(std::int64_t max_elements) const {
+  std::ostringstream out;
+  out << dtype_ << shape_ << ' ';
+  if (rank() == 0) {
+    if (size_ == 1) out << flat(0);
+    return out.str();
+  }
+  // Nested brackets; elements past max_elements are elided with "...".
+  std::int64_t printed = 0;
+  std::vector<std::int64_t> index(static_cast<std::size_t>(rank()), 0);
+  const std::int64_t total = size_;
+  for (int d = 0; d < rank(); ++d) out << '[';
+  for (std::int64_t i = 0; i < total; ++i) {
+    if (printed == max_elements) {
+      out << "...";
+      break;
+    }
+    out << flat(i);
+    ++printed;
+    int closed = 0;
+    for (int d = rank() - 1; d >= 0; --d) {
+      if (++index[static_cast<std::size_t>(d)] < shape_[d]) break;
+      index[static_cast<std::size_t>(d)] = 0;
+      ++closed;
+    }
+    for (int c = 0; c < closed; ++c) out << ']';
+    if (i + 1 < total) {
+      out << ", ";
+      for (int c = 0; c < closed; ++c) out << '[';
+    }
+  }
+  if (printed == max_elements && total > max_elements) {
+    for (int d = 0; d < rank(); ++d) out << ']';
+  }
+  return out.str();
+}
+
+std::ostream& operator<<(std::ostream& out, const Array& array) { return out << array.to_string(); }
+
+}  // namespace ad

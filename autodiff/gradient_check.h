@@ -1,0 +1,37 @@
+// compute_gradient_error: compares reverse-mode gradients with central finite differences in
+// float64, as TF's tf.test.compute_gradient_error does, on a random projection of the output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "autodiff/array.h"
+#include "autodiff/session.h"
+#include "autodiff/tensor.h"
+
+namespace ad {
+
+struct GradientCheckOptions {
+  double delta = 1e-5;        // finite-difference step
+  std::uint64_t seed = 1234;  // of the random projection
+};
+
+struct GradientCheckResult {
+  // max over elements of |symbolic - numeric| / max(1, |numeric|)
+  double max_error = 0;
+  double max_abs_error = 0;
+  // The worst element: which x, which index, both values.
+  std::string worst;
+  std::size_t elements_checked = 0;
+};
+
+// Feeds xs (float64 tensors that can be fed, such as placeholders) with x_values, projects y on a
+// random tensor r, and compares d(r·y)/dx from gradients() with central differences of r·y.
+// `feeds` supplies any other placeholders y needs; variables must be initialized in `session`.
+[[nodiscard]] GradientCheckResult compute_gradient_error(Session& session, const std::vector<Tensor>& xs,
+                                                         const std::vector<Array>& x_values, const Tensor& y,
+                                                         const FeedDict& feeds = {},
+                                                         const GradientCheckOptions& options = {});
+
+}  // namespace ad
