@@ -17,14 +17,15 @@ constexpr std::size_t kAlignment = 64;
 }  // namespace
 
 Storage::Storage(std::size_t bytes) : capacity(bytes) {
-  const std::size_t rounded = std::max<std::size_t>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-  data = static_cast<std::byte*>(::operator new(rounded, std::align_val_t{kAlignment}));
+  const std::size_t rounded =
+      std::max<std::size_t>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  data = static_cast<std::byte*>(::operator new (rounded, std::align_val_t{kAlignment}));
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   g_bytes_in_use.fetch_add(capacity, std::memory_order_relaxed);
 }
 
 Storage::~Storage() {
-  ::operator delete(data, std::align_val_t{kAlignment});
+  ::operator delete (data, std::align_val_t{kAlignment});
   g_bytes_in_use.fetch_sub(capacity, std::memory_order_relaxed);
 }
 
@@ -34,20 +35,28 @@ std::size_t storage_bytes_in_use() { return g_bytes_in_use.load(std::memory_orde
 
 std::string_view dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return "float32";
-    case DType::Float64: return "float64";
-    case DType::Int64: return "int64";
-    case DType::Bool: return "bool";
+    case DType::Float32:
+      return "float32";
+    case DType::Float64:
+      return "float64";
+    case DType::Int64:
+      return "int64";
+    case DType::Bool:
+      return "bool";
   }
   return "unknown";
 }
 
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
-    case DType::Float32: return 4;
-    case DType::Float64: return 8;
-    case DType::Int64: return 8;
-    case DType::Bool: return 1;
+    case DType::Float32:
+      return 4;
+    case DType::Float64:
+      return 8;
+    case DType::Int64:
+      return 8;
+    case DType::Bool:
+      return 1;
   }
   return 1;
 }
@@ -65,10 +74,18 @@ std::int64_t checked_size(const Shape& shape, const char* what) {
 template <class F>
 void visit_dtype(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::Float32: f(float{}); break;
-    case DType::Float64: f(double{}); break;
-    case DType::Int64: f(std::int64_t{}); break;
-    case DType::Bool: f(bool{}); break;
+    case DType::Float32:
+      f(float{});
+      break;
+    case DType::Float64:
+      f(double{});
+      break;
+    case DType::Int64:
+      f(std::int64_t{});
+      break;
+    case DType::Bool:
+      f(bool{});
+      break;
   }
 }
 }  // namespace
@@ -80,7 +97,10 @@ Array::Array(DType dtype, const Shape& shape) : Array(uninitialized(dtype, shape
 }
 
 Array::Array(DType dtype, const Shape& shape, std::shared_ptr<detail::Storage> storage)
-    : dtype_(dtype), shape_(shape), size_(checked_size(shape, "Array")), storage_(std::move(storage)) {
+    : dtype_(dtype),
+      shape_(shape),
+      size_(checked_size(shape, "Array")),
+      storage_(std::move(storage)) {
   if (nbytes() > 0 && (!storage_ || storage_->capacity < nbytes())) {
     throw InternalError(str("Array: storage too small for ", dtype, shape));
   }
@@ -90,7 +110,8 @@ Array Array::uninitialized(DType dtype, const Shape& shape) {
   const std::int64_t n = checked_size(shape, "Array");
   std::size_t bytes = 0;
   if (__builtin_mul_overflow(static_cast<std::size_t>(n), dtype_size(dtype), &bytes)) {
-    throw ValueError(str("Array: shape ", shape, " of ", dtype, " needs more bytes than fit in memory"));
+    throw ValueError(
+        str("Array: shape ", shape, " of ", dtype, " needs more bytes than fit in memory"));
   }
   return Array(dtype, shape, n == 0 ? nullptr : std::make_shared<detail::Storage>(bytes));
 }
@@ -116,7 +137,8 @@ void* Array::raw_mutable_data() {
 
 void Array::check_type(DType requested) const {
   if (requested != dtype_) {
-    throw ValueError(str("Array: elements requested as ", requested, " but the array holds ", dtype_));
+    throw ValueError(
+        str("Array: elements requested as ", requested, " but the array holds ", dtype_));
   }
 }
 
@@ -132,12 +154,14 @@ double Array::flat(std::int64_t i) const {
 
 double Array::at(std::initializer_list<std::int64_t> index) const {
   if (static_cast<int>(index.size()) != rank()) {
-    throw OutOfRangeError(str("Array::at: ", index.size(), " indices for an array of shape ", shape_));
+    throw OutOfRangeError(
+        str("Array::at: ", index.size(), " indices for an array of shape ", shape_));
   }
   std::int64_t offset = 0;
   int axis = 0;
   for (const auto i : index) {
-    if (i < 0 || i >= shape_[axis]) throw OutOfRangeError(str("Array::at: index ", i, " on axis ", axis, " of ", shape_));
+    if (i < 0 || i >= shape_[axis])
+      throw OutOfRangeError(str("Array::at: index ", i, " on axis ", axis, " of ", shape_));
     offset = offset * shape_[axis] + i;
     ++axis;
   }

@@ -92,7 +92,9 @@ class Array {
   [[nodiscard]] const Shape& shape() const { return shape_; }
   [[nodiscard]] int rank() const { return shape_.rank(); }
   [[nodiscard]] std::int64_t size() const { return size_; }
-  [[nodiscard]] std::size_t nbytes() const { return static_cast<std::size_t>(size_) * dtype_size(dtype_); }
+  [[nodiscard]] std::size_t nbytes() const {
+    return static_cast<std::size_t>(size_) * dtype_size(dtype_);
+  }
   [[nodiscard]] bool empty() const { return size_ == 0; }
 
   // The elements, read-only. Throws ValueError when T does not match dtype().
@@ -110,7 +112,8 @@ class Array {
   // The single element of a one-element array.
   template <class T>
   [[nodiscard]] T item() const {
-    if (size_ != 1) throw ValueError(str("Array::item: array of shape ", shape_, " is not a single value"));
+    if (size_ != 1)
+      throw ValueError(str("Array::item: array of shape ", shape_, " is not a single value"));
     return data<T>()[0];
   }
   // Element at a multi-index, converted to double (any dtype); for tests and debugging.

@@ -44,17 +44,19 @@ void merge_gradient(GradContext& g) {
   }
 }
 
-const OpDef kMergeOp{.name = "Merge", .kernel = merge_kernel, .gradient = merge_gradient,
+const OpDef kMergeOp{.name = "Merge",
+                     .kernel = merge_kernel,
+                     .gradient = merge_gradient,
                      .accepts_missing_inputs = true};
 
 Shape merged_shape(const Tensor& a, const Tensor& b, std::size_t i) {
   if (a.dtype() != b.dtype()) {
-    throw ValueError(str("cond: output ", i, " is ", a.dtype(), " in the true branch but ", b.dtype(),
-                         " in the false branch"));
+    throw ValueError(str("cond: output ", i, " is ", a.dtype(), " in the true branch but ",
+                         b.dtype(), " in the false branch"));
   }
   if (a.shape().rank() != b.shape().rank()) {
-    throw ValueError(str("cond: output ", i, " has shape ", a.shape(), " in the true branch but ", b.shape(),
-                         " in the false branch"));
+    throw ValueError(str("cond: output ", i, " has shape ", a.shape(), " in the true branch but ",
+                         b.shape(), " in the false branch"));
   }
   Shape s = a.shape();
   for (int d = 0; d < s.rank(); ++d) {
@@ -63,11 +65,13 @@ Shape merged_shape(const Tensor& a, const Tensor& b, std::size_t i) {
   return s;
 }
 
-std::vector<Tensor> run_branch(Graph& graph, int context, const std::function<std::vector<Tensor>()>& fn) {
+std::vector<Tensor> run_branch(Graph& graph, int context,
+                               const std::function<std::vector<Tensor>()>& fn) {
   const ContextScope scope(graph, context);
   std::vector<Tensor> outs = fn();
   for (auto& t : outs) {
-    if (!t || t.is_op()) throw ValueError("cond: a branch returned an empty Tensor or an op without outputs");
+    if (!t || t.is_op())
+      throw ValueError("cond: a branch returned an empty Tensor or an op without outputs");
     if (&t.graph() != &graph) throw ValueError("cond: a branch returned a tensor of another graph");
     t = identity(t);  // produced inside the branch, so Merge can tell which branch ran
   }
@@ -80,8 +84,8 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
                          const std::function<std::vector<Tensor>()>& false_fn) {
   if (!pred) throw ValueError("cond: the predicate is an empty Tensor");
   if (pred.dtype() != DType::Bool || pred.shape().rank() != 0) {
-    throw ValueError(str("cond: the predicate '", pred.name(), "' must be a bool scalar, not ", pred.dtype(),
-                         pred.shape()));
+    throw ValueError(str("cond: the predicate '", pred.name(), "' must be a bool scalar, not ",
+                         pred.dtype(), pred.shape()));
   }
   Graph& graph = pred.graph();
   const int parent = graph.current_context();
@@ -92,8 +96,8 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
   const auto outs_true = run_branch(graph, true_context, true_fn);
   const auto outs_false = run_branch(graph, false_context, false_fn);
   if (outs_true.size() != outs_false.size()) {
-    throw ValueError(str("cond: the true branch returned ", outs_true.size(), " tensors but the false branch ",
-                         outs_false.size()));
+    throw ValueError(str("cond: the true branch returned ", outs_true.size(),
+                         " tensors but the false branch ", outs_false.size()));
   }
   std::vector<Tensor> result;
   for (std::size_t i = 0; i < outs_true.size(); ++i) {
@@ -103,9 +107,11 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
   return result;
 }
 
-Tensor cond(const Tensor& pred, const std::function<Tensor()>& true_fn, const std::function<Tensor()>& false_fn) {
-  return cond(pred, [&] { return std::vector<Tensor>{true_fn()}; },
-              [&] { return std::vector<Tensor>{false_fn()}; })
+Tensor cond(const Tensor& pred, const std::function<Tensor()>& true_fn,
+            const std::function<Tensor()>& false_fn) {
+  return cond(
+             pred, [&] { return std::vector<Tensor>{true_fn()}; },
+             [&] { return std::vector<Tensor>{false_fn()}; })
       .front();
 }
 
@@ -113,8 +119,8 @@ namespace detail {
 Tensor merge(const Tensor& if_true, const Tensor& if_false, int true_context, int false_context) {
   const Shape shape = merged_shape(if_true, if_false, 0);
   const Tensor inputs[] = {if_true, if_false};
-  return if_true.graph().record1(kMergeOp, inputs, {if_true.dtype(), shape}, MergeAttrs{true_context, false_context},
-                                 "Merge");
+  return if_true.graph().record1(kMergeOp, inputs, {if_true.dtype(), shape},
+                                 MergeAttrs{true_context, false_context}, "Merge");
 }
 }  // namespace detail
 
@@ -123,13 +129,15 @@ std::optional<bool> static_value(const Predicate& pred) {
   const Tensor& t = std::get<Tensor>(pred);
   if (!t) throw ValueError("smart_cond: the predicate is an empty Tensor");
   // Constant predicates are folded, as TF's smart_cond does.
-  if (const auto value = constant_value(t); value && value->dtype() == DType::Bool && value->size() == 1) {
+  if (const auto value = constant_value(t);
+      value && value->dtype() == DType::Bool && value->size() == 1) {
     return value->data<bool>()[0];
   }
   return std::nullopt;
 }
 
-std::vector<Tensor> smart_cond(const Predicate& pred, const std::function<std::vector<Tensor>()>& true_fn,
+std::vector<Tensor> smart_cond(const Predicate& pred,
+                               const std::function<std::vector<Tensor>()>& true_fn,
                                const std::function<std::vector<Tensor>()>& false_fn) {
   if (const auto value = static_value(pred)) return *value ? true_fn() : false_fn();
   return cond(std::get<Tensor>(pred), true_fn, false_fn);

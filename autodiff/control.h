@@ -14,7 +14,8 @@ namespace ad {
 // Runs true_fn's or false_fn's nodes depending on the boolean scalar `pred`; the branches must
 // return tensors of matching dtypes and ranks. Nothing computed in the untaken branch (a NaN, an
 // error) reaches the result or its gradient.
-[[nodiscard]] std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Tensor>()>& true_fn,
+[[nodiscard]] std::vector<Tensor> cond(const Tensor& pred,
+                                       const std::function<std::vector<Tensor>()>& true_fn,
                                        const std::function<std::vector<Tensor>()>& false_fn);
 [[nodiscard]] Tensor cond(const Tensor& pred, const std::function<Tensor()>& true_fn,
                           const std::function<Tensor()>& false_fn);
@@ -35,7 +36,8 @@ using Predicate = std::variant<bool, Tensor>;
 namespace detail {
 // Merges a value computed in a true-branch context with one from its false-branch sibling (used
 // by cond and by reverse mode when a gradient leaves a branch).
-[[nodiscard]] Tensor merge(const Tensor& if_true, const Tensor& if_false, int true_context, int false_context);
+[[nodiscard]] Tensor merge(const Tensor& if_true, const Tensor& if_false, int true_context,
+                           int false_context);
 }  // namespace detail
 
 }  // namespace ad

@@ -14,12 +14,15 @@ namespace ad {
 
 GradientCheckResult compute_gradient_error(Session& session, const std::vector<Tensor>& xs,
                                            const std::vector<Array>& x_values, const Tensor& y,
-                                           const FeedDict& feeds, const GradientCheckOptions& options) {
+                                           const FeedDict& feeds,
+                                           const GradientCheckOptions& options) {
   if (xs.size() != x_values.size()) {
-    throw ValueError(str("compute_gradient_error: ", xs.size(), " xs but ", x_values.size(), " values"));
+    throw ValueError(
+        str("compute_gradient_error: ", xs.size(), " xs but ", x_values.size(), " values"));
   }
   if (y.dtype() != DType::Float64) {
-    throw ValueError(str("compute_gradient_error: y '", y.name(), "' is ", y.dtype(), "; checks run in float64"));
+    throw ValueError(str("compute_gradient_error: y '", y.name(), "' is ", y.dtype(),
+                         "; checks run in float64"));
   }
   for (std::size_t i = 0; i < xs.size(); ++i) {
     if (xs[i].dtype() != DType::Float64 || x_values[i].dtype() != DType::Float64) {
@@ -75,13 +78,15 @@ GradientCheckResult compute_gradient_error(Session& session, const std::vector<T
       const double numeric = (projected(plus) - projected(minus)) / (2 * options.delta);
       const double symbolic = sym ? sym->data<double>()[k] : 0.0;
       const double abs_error = std::abs(symbolic - numeric);
-      const double error = std::isnan(abs_error) ? INFINITY : abs_error / std::max(1.0, std::abs(numeric));
+      const double error =
+          std::isnan(abs_error) ? INFINITY : abs_error / std::max(1.0, std::abs(numeric));
       result.max_abs_error = std::max(result.max_abs_error, abs_error);
       ++result.elements_checked;
       if (error > worst_error) {
         worst_error = error;
         result.max_error = error;
-        result.worst = str("'", xs[i].name(), "' element ", k, ": symbolic ", symbolic, ", numeric ", numeric);
+        result.worst =
+            str("'", xs[i].name(), "' element ", k, ": symbolic ", symbolic, ", numeric ", numeric);
       }
     }
   }

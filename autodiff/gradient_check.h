@@ -29,9 +29,8 @@ struct GradientCheckResult {
 // Feeds xs (float64 tensors that can be fed, such as placeholders) with x_values, projects y on a
 // random tensor r, and compares d(r·y)/dx from gradients() with central differences of r·y.
 // `feeds` supplies any other placeholders y needs; variables must be initialized in `session`.
-[[nodiscard]] GradientCheckResult compute_gradient_error(Session& session, const std::vector<Tensor>& xs,
-                                                         const std::vector<Array>& x_values, const Tensor& y,
-                                                         const FeedDict& feeds = {},
-                                                         const GradientCheckOptions& options = {});
+[[nodiscard]] GradientCheckResult compute_gradient_error(
+    Session& session, const std::vector<Tensor>& xs, const std::vector<Array>& x_values,
+    const Tensor& y, const FeedDict& feeds = {}, const GradientCheckOptions& options = {});
 
 }  // namespace ad

@@ -24,8 +24,9 @@ void GradContext::set(int i, const Tensor& grad) {
   if (!grad || !wants(i)) return;
   const Tensor in = input(i);
   if (grad.dtype() != in.dtype() || !grad.shape().is_compatible_with(in.shape())) {
-    throw InternalError(str("gradient of ", node().op->name, " '", node().name, "': the gradient for input ", i,
-                            " is ", grad.dtype(), grad.shape(), " but the input is ", in.dtype(), in.shape()));
+    throw InternalError(str("gradient of ", node().op->name, " '", node().name,
+                            "': the gradient for input ", i, " is ", grad.dtype(), grad.shape(),
+                            " but the input is ", in.dtype(), in.shape()));
   }
   Tensor& slot = grad_inputs_[static_cast<std::size_t>(i)];
   if (slot) {
@@ -41,14 +42,16 @@ namespace {
 // Contributions to each output of each node between the xs and the ys.
 class GradientTable {
  public:
-  GradientTable(Graph& graph, int lo, int hi) : graph_(graph), lo_(lo), table_(static_cast<std::size_t>(hi - lo + 1)) {}
+  GradientTable(Graph& graph, int lo, int hi)
+      : graph_(graph), lo_(lo), table_(static_cast<std::size_t>(hi - lo + 1)) {}
 
   // Adds a contribution for `ref`; when it was recorded inside a cond branch that `ref` is not in,
   // it leaves the branch through a Merge with zeros from the sibling branch.
   void add(TensorRef ref, Tensor grad) {
     const int target = graph_.node(ref.node).context;
     const int start = graph_.node(grad.node_index()).context;
-    for (int c = graph_.context_visible(start, target) ? target : start; c != target; c = graph_.context(c).parent) {
+    for (int c = graph_.context_visible(start, target) ? target : start; c != target;
+         c = graph_.context(c).parent) {
       if (c == 0) {
         throw InternalError(str("gradients: a gradient for '", graph_.node(ref.node).name,
                                 "' was recorded outside its cond branch"));
@@ -61,10 +64,12 @@ class GradientTable {
         const ContextScope other(graph_, sibling);
         zeros = zeros_like(Tensor(&graph_, ref.node, ref.index));
       }
-      grad = ctx.branch ? detail::merge(grad, zeros, c, sibling) : detail::merge(zeros, grad, sibling, c);
+      grad = ctx.branch ? detail::merge(grad, zeros, c, sibling)
+                        : detail::merge(zeros, grad, sibling, c);
     }
     auto& outputs = table_[static_cast<std::size_t>(ref.node - lo_)];
-    if (outputs.size() <= static_cast<std::size_t>(ref.index)) outputs.resize(static_cast<std::size_t>(ref.index) + 1);
+    if (outputs.size() <= static_cast<std::size_t>(ref.index))
+      outputs.resize(static_cast<std::size_t>(ref.index) + 1);
     outputs[static_cast<std::size_t>(ref.index)].push_back(grad);
   }
 
@@ -90,9 +95,11 @@ class GradientTable {
 
 void check_same_graph(const Tensor& t, Graph*& graph, const char* what) {
   if (!t) throw ValueError(str("gradients: an entry of ", what, " is an empty Tensor"));
-  if (t.is_op()) throw ValueError(str("gradients: '", t.name(), "' in ", what, " is an op without outputs"));
+  if (t.is_op())
+    throw ValueError(str("gradients: '", t.name(), "' in ", what, " is an op without outputs"));
   if (graph == nullptr) graph = &t.graph();
-  if (&t.graph() != graph) throw ValueError(str("gradients: '", t.name(), "' in ", what, " belongs to another graph"));
+  if (&t.graph() != graph)
+    throw ValueError(str("gradients: '", t.name(), "' in ", what, " belongs to another graph"));
 }
 
 }  // namespace
@@ -147,8 +154,9 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<G
     Tensor seed;
     if (!grad_ys.empty() && grad_ys[i]) {
       if (grad_ys[i].dtype() != y.dtype() || !grad_ys[i].shape().is_compatible_with(y.shape())) {
-        throw ValueError(str("gradients: grad_ys[", i, "] is ", grad_ys[i].dtype(), grad_ys[i].shape(),
-                             " but '", y.name(), "' is ", y.dtype(), y.shape()));
+        throw ValueError(str("gradients: grad_ys[", i, "] is ", grad_ys[i].dtype(),
+                             grad_ys[i].shape(), " but '", y.name(), "' is ", y.dtype(),
+                             y.shape()));
       }
       seed = grad_ys[i];
     } else {
@@ -193,7 +201,8 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<G
     }
     for (int i = 0; i < num_inputs; ++i) {
       if (grad_inputs[static_cast<std::size_t>(i)]) {
-        table.add(node.inputs[static_cast<std::size_t>(i)], grad_inputs[static_cast<std::size_t>(i)]);
+        table.add(node.inputs[static_cast<std::size_t>(i)],
+                  grad_inputs[static_cast<std::size_t>(i)]);
       }
     }
   }
@@ -205,7 +214,8 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<G
   return result;
 }
 
-std::vector<Tensor> gradients(const Tensor& y, const std::vector<GradTarget>& xs, const std::vector<Tensor>& grad_ys) {
+std::vector<Tensor> gradients(const Tensor& y, const std::vector<GradTarget>& xs,
+                              const std::vector<Tensor>& grad_ys) {
   return gradients(std::vector<Tensor>{y}, xs, grad_ys);
 }
 
@@ -236,34 +246,38 @@ void custom_gradient_gradient(GradContext& g) {
   }
   const auto result = attrs.gradient(inputs, outputs, grads);
   if (result.size() != inputs.size()) {
-    throw ValueError(str("custom_gradient '", g.node().name, "': the gradient function returned ", result.size(),
-                         " gradients for ", inputs.size(), " inputs"));
+    throw ValueError(str("custom_gradient '", g.node().name, "': the gradient function returned ",
+                         result.size(), " gradients for ", inputs.size(), " inputs"));
   }
   for (std::size_t i = 0; i < result.size(); ++i) g.set(k + static_cast<int>(i), result[i]);
 }
 
-const OpDef kCustomGradientOp{
-    .name = "CustomGradient", .kernel = custom_forward_kernel, .gradient = custom_gradient_gradient};
+const OpDef kCustomGradientOp{.name = "CustomGradient",
+                              .kernel = custom_forward_kernel,
+                              .gradient = custom_gradient_gradient};
 
 }  // namespace
 
-std::vector<Tensor> custom_gradient(const std::vector<Tensor>& inputs,
-                                    const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& forward,
-                                    CustomGradientFn gradient) {
+std::vector<Tensor> custom_gradient(
+    const std::vector<Tensor>& inputs,
+    const std::function<std::vector<Tensor>(const std::vector<Tensor>&)>& forward,
+    CustomGradientFn gradient) {
   if (inputs.empty()) throw ValueError("custom_gradient: needs at least one input");
   if (!gradient) throw ValueError("custom_gradient: the gradient function is empty");
   const auto outputs = forward(inputs);
-  if (outputs.empty()) throw ValueError("custom_gradient: the forward function returned no tensors");
+  if (outputs.empty())
+    throw ValueError("custom_gradient: the forward function returned no tensors");
   std::vector<Tensor> node_inputs = outputs;
   node_inputs.insert(node_inputs.end(), inputs.begin(), inputs.end());
   std::vector<TensorSpec> specs;
   for (const auto& o : outputs) {
-    if (!o || o.is_op()) throw ValueError("custom_gradient: the forward function returned an empty Tensor");
+    if (!o || o.is_op())
+      throw ValueError("custom_gradient: the forward function returned an empty Tensor");
     specs.push_back({o.dtype(), o.shape()});
   }
-  return inputs.front().graph().record(kCustomGradientOp, node_inputs, std::move(specs),
-                                       CustomGradientAttrs{static_cast<int>(outputs.size()), std::move(gradient)},
-                                       "CustomGradient");
+  return inputs.front().graph().record(
+      kCustomGradientOp, node_inputs, std::move(specs),
+      CustomGradientAttrs{static_cast<int>(outputs.size()), std::move(gradient)}, "CustomGradient");
 }
 
 }  // namespace ad

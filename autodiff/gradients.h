@@ -50,7 +50,11 @@ class GradContext {
  public:
   GradContext(Graph& graph, int node, std::span<const Tensor> grad_outputs,
               std::span<const char> wants, std::span<Tensor> grad_inputs)
-      : graph_(graph), node_(node), grad_outputs_(grad_outputs), wants_(wants), grad_inputs_(grad_inputs) {}
+      : graph_(graph),
+        node_(node),
+        grad_outputs_(grad_outputs),
+        wants_(wants),
+        grad_inputs_(grad_inputs) {}
 
   [[nodiscard]] Graph& graph() const { return graph_; }
   [[nodiscard]] const Node& node() const { return graph_.node(node_); }
@@ -58,7 +62,9 @@ class GradContext {
   [[nodiscard]] Tensor input(int i) const;
   [[nodiscard]] Tensor output(int i = 0) const { return {&graph_, node_, i}; }
   // The gradient arriving at output i; empty when none reached it.
-  [[nodiscard]] Tensor grad_output(int i = 0) const { return grad_outputs_[static_cast<std::size_t>(i)]; }
+  [[nodiscard]] Tensor grad_output(int i = 0) const {
+    return grad_outputs_[static_cast<std::size_t>(i)];
+  }
   // The gradient arriving at output i, or zeros shaped like that output.
   [[nodiscard]] Tensor grad_output_or_zeros(int i) const;
   // Whether input i needs a gradient (it is floating and lies on a path from some x).

@@ -44,7 +44,8 @@ std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> input
   for (auto frame = control_stack_.rbegin(); frame != control_stack_.rend(); ++frame) {
     if (frame->size() == 1 && frame->front() < 0) break;  // a cleared frame hides the outer ones
     for (int dep : *frame) {
-      if (std::find(n.control_inputs.begin(), n.control_inputs.end(), dep) == n.control_inputs.end()) {
+      if (std::find(n.control_inputs.begin(), n.control_inputs.end(), dep) ==
+          n.control_inputs.end()) {
         n.control_inputs.push_back(dep);
       }
     }
@@ -59,7 +60,8 @@ std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> input
   if (num_outputs == 0) {
     result.emplace_back(this, index, -1);
   } else {
-    for (std::size_t i = 0; i < num_outputs; ++i) result.emplace_back(this, index, static_cast<int>(i));
+    for (std::size_t i = 0; i < num_outputs; ++i)
+      result.emplace_back(this, index, static_cast<int>(i));
   }
   return result;
 }
@@ -100,10 +102,12 @@ int Graph::find_node(std::string_view name) const {
 void Graph::add_to_collection(std::string_view key, const Tensor& value) {
   if (!value) throw ValueError(str("add_to_collection '", key, "': the value is an empty Tensor"));
   if (&value.graph() != this) {
-    throw ValueError(str("add_to_collection '", key, "': '", value.name(), "' belongs to another graph"));
+    throw ValueError(
+        str("add_to_collection '", key, "': '", value.name(), "' belongs to another graph"));
   }
   auto it = collections_.find(key);
-  if (it == collections_.end()) it = collections_.emplace(std::string(key), std::vector<Tensor>{}).first;
+  if (it == collections_.end())
+    it = collections_.emplace(std::string(key), std::vector<Tensor>{}).first;
   it->second.push_back(value);
 }
 
@@ -155,7 +159,8 @@ bool Graph::context_visible(int outer, int inner) const {
   }
 }
 
-NameScope::NameScope(Graph& graph, std::string_view name) : graph_(graph), saved_(graph.name_scope_) {
+NameScope::NameScope(Graph& graph, std::string_view name)
+    : graph_(graph), saved_(graph.name_scope_) {
   if (name.empty()) return;
   if (name == "/") {
     graph.name_scope_.clear();  // the root scope
@@ -170,22 +175,26 @@ NameScope::~NameScope() { graph_.name_scope_ = saved_; }
 
 ControlDependencies::ControlDependencies(std::span<const Tensor> deps) {
   if (deps.empty()) {
-    throw ValueError("ControlDependencies: an empty list needs the graph: ControlDependencies(graph, {})");
+    throw ValueError(
+        "ControlDependencies: an empty list needs the graph: ControlDependencies(graph, {})");
   }
   graph_ = &deps.front().graph();
   std::vector<int> frame;
   for (const auto& d : deps) {
     if (!d) throw ValueError("ControlDependencies: empty Tensor in the list");
-    if (&d.graph() != graph_) throw ValueError("ControlDependencies: tensors from different graphs");
+    if (&d.graph() != graph_)
+      throw ValueError("ControlDependencies: tensors from different graphs");
     frame.push_back(d.node_index());
   }
   graph_->control_stack_.push_back(std::move(frame));
 }
 
-ControlDependencies::ControlDependencies(Graph& graph, std::span<const Tensor> deps) : graph_(&graph) {
+ControlDependencies::ControlDependencies(Graph& graph, std::span<const Tensor> deps)
+    : graph_(&graph) {
   std::vector<int> frame;
   for (const auto& d : deps) {
-    if (!d || &d.graph() != graph_) throw ValueError("ControlDependencies: tensor from another graph");
+    if (!d || &d.graph() != graph_)
+      throw ValueError("ControlDependencies: tensor from another graph");
     frame.push_back(d.node_index());
   }
   if (frame.empty()) frame.push_back(-1);  // clears the enclosing dependencies

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <any>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,10 +27,10 @@ class GradContext;
 // What an op does: its kernel and how its gradient is recorded. Each op family defines its OpDefs
 // next to their builders (autodiff/ops/*.cpp); there is no central table.
 struct OpDef {
-  std::string_view name;                    // "Mul", "MatMul", ...
+  std::string_view name;                     // "Mul", "MatMul", ...
   void (*kernel)(KernelContext&) = nullptr;  // computes the outputs at run time
   void (*gradient)(GradContext&) = nullptr;  // records gradient nodes; null: no gradient flows
-  bool accepts_missing_inputs = false;      // Merge: runs with inputs from an untaken branch
+  bool accepts_missing_inputs = false;       // Merge: runs with inputs from an untaken branch
 };
 
 struct TensorSpec {
@@ -110,7 +110,9 @@ class Graph {
   Tensor record1(const OpDef& op, std::span<const Tensor> inputs, TensorSpec output,
                  std::any attrs = {}, std::string_view name = {});
 
-  [[nodiscard]] const Node& node(int index) const { return nodes_[static_cast<std::size_t>(index)]; }
+  [[nodiscard]] const Node& node(int index) const {
+    return nodes_[static_cast<std::size_t>(index)];
+  }
   [[nodiscard]] int num_nodes() const { return static_cast<int>(nodes_.size()); }
   [[nodiscard]] const TensorSpec& spec(TensorRef ref) const;
 
@@ -123,13 +125,18 @@ class Graph {
   // Collections, in insertion order. `scope` keeps the entries whose name starts with it.
   void add_to_collection(std::string_view key, const Tensor& value);
   void add_to_collection(std::string_view key, std::span<const Tensor> values);
-  [[nodiscard]] std::vector<Tensor> get_collection(std::string_view key, std::string_view scope = {}) const;
+  [[nodiscard]] std::vector<Tensor> get_collection(std::string_view key,
+                                                   std::string_view scope = {}) const;
   [[nodiscard]] std::vector<std::string> collection_keys() const;
 
   // Variables.
   [[nodiscard]] int num_variables() const { return static_cast<int>(variables_.size()); }
-  [[nodiscard]] const VariableDef& variable(int id) const { return variables_[static_cast<std::size_t>(id)]; }
-  [[nodiscard]] VariableDef& mutable_variable(int id) { return variables_[static_cast<std::size_t>(id)]; }
+  [[nodiscard]] const VariableDef& variable(int id) const {
+    return variables_[static_cast<std::size_t>(id)];
+  }
+  [[nodiscard]] VariableDef& mutable_variable(int id) {
+    return variables_[static_cast<std::size_t>(id)];
+  }
   // -1 when no variable has that full name.
   [[nodiscard]] int find_variable(std::string_view name) const;
   int add_variable(VariableDef def);
@@ -142,7 +149,9 @@ class Graph {
 
   // Cond contexts and control dependencies (managed by CondScope / ControlDependencies).
   [[nodiscard]] int current_context() const { return context_; }
-  [[nodiscard]] const CondContext& context(int id) const { return contexts_[static_cast<std::size_t>(id)]; }
+  [[nodiscard]] const CondContext& context(int id) const {
+    return contexts_[static_cast<std::size_t>(id)];
+  }
   [[nodiscard]] int num_contexts() const { return static_cast<int>(contexts_.size()); }
   int add_context(CondContext context);
   void set_current_context(int context) { context_ = context; }
@@ -150,7 +159,9 @@ class Graph {
   [[nodiscard]] bool context_visible(int outer, int inner) const;
 
   // Per-scope counters that TF1 layers use to uniquify default names (see layers/).
-  [[nodiscard]] std::map<std::string, int, std::less<>>& scope_name_counts() { return scope_counts_; }
+  [[nodiscard]] std::map<std::string, int, std::less<>>& scope_name_counts() {
+    return scope_counts_;
+  }
 
  private:
   friend class NameScope;

@@ -46,6 +46,8 @@ class VariableStore {
   [[nodiscard]] bool initialized(int id) const;
   // Replaces the value.
   void write(int id, Array value);
+  // How many times `node` asked before (0, 1, 2, ...): random ops draw a new stream per run.
+  [[nodiscard]] std::uint64_t next_counter(const Node* node);
   // Calls f(value) with exclusive storage (copied first if a read still shares it).
   template <class F>
   void update(const Graph& graph, int id, F&& f) {
@@ -60,6 +62,7 @@ class VariableStore {
   mutable std::mutex mutex_;
   std::vector<Array> values_;
   std::vector<char> initialized_;
+  std::unordered_map<const Node*, std::uint64_t> counters_;
 };
 
 class KernelContext {
@@ -67,8 +70,15 @@ class KernelContext {
   KernelContext(const Graph& graph, const Node& node, Array* slots, const char* produced,
                 const int* input_slots, char* produced_out, int output_base, BufferPool& pool,
                 VariableStore& variables)
-      : graph_(graph), node_(node), slots_(slots), produced_(produced), input_slots_(input_slots),
-        produced_out_(produced_out), output_base_(output_base), pool_(pool), variables_(variables) {}
+      : graph_(graph),
+        node_(node),
+        slots_(slots),
+        produced_(produced),
+        input_slots_(input_slots),
+        produced_out_(produced_out),
+        output_base_(output_base),
+        pool_(pool),
+        variables_(variables) {}
 
   [[nodiscard]] const Node& node() const { return node_; }
   [[nodiscard]] const Graph& graph() const { return graph_; }
@@ -107,7 +117,8 @@ class KernelContext {
 template <class F>
 decltype(auto) dispatch_floating(DType dtype, F&& f) {
   if (dtype == DType::Float64) return f(double{});
-  if (dtype != DType::Float32) throw InternalError(str("kernel: dtype ", dtype, " is not floating"));
+  if (dtype != DType::Float32)
+    throw InternalError(str("kernel: dtype ", dtype, " is not floating"));
   return f(float{});
 }
 
@@ -115,10 +126,14 @@ decltype(auto) dispatch_floating(DType dtype, F&& f) {
 template <class F>
 decltype(auto) dispatch_all(DType dtype, F&& f) {
   switch (dtype) {
-    case DType::Float64: return f(double{});
-    case DType::Int64: return f(std::int64_t{});
-    case DType::Bool: return f(bool{});
-    case DType::Float32: break;
+    case DType::Float64:
+      return f(double{});
+    case DType::Int64:
+      return f(std::int64_t{});
+    case DType::Bool:
+      return f(bool{});
+    case DType::Float32:
+      break;
   }
   return f(float{});
 }

@@ -33,8 +33,9 @@ std::shared_ptr<detail::Storage> BufferPool::acquire(std::size_t bytes) {
     return storage;
   }
   if (limit_ != 0 && bytes_allocated_ + key > limit_) {
-    throw ResourceExhaustedError(str("session memory limit of ", limit_, " bytes would be exceeded by ",
-                                     key, " more bytes (", bytes_allocated_, " already held)"));
+    throw ResourceExhaustedError(str("session memory limit of ", limit_,
+                                     " bytes would be exceeded by ", key, " more bytes (",
+                                     bytes_allocated_, " already held)"));
   }
   ++allocations_;
   bytes_allocated_ += key;
@@ -55,18 +56,20 @@ void BufferPool::recycle(Array& array) {
 
 Array VariableStore::read(const Graph& graph, int id) const {
   const std::lock_guard lock(mutex_);
-  if (static_cast<std::size_t>(id) >= initialized_.size() || !initialized_[static_cast<std::size_t>(id)]) {
+  if (static_cast<std::size_t>(id) >= initialized_.size() ||
+      !initialized_[static_cast<std::size_t>(id)]) {
     const auto& def = graph.variable(id);
-    throw FailedPreconditionError(str("attempting to use uninitialized variable '", def.name, "' (",
-                                      def.dtype, def.shape,
-                                      "); run its initializer or ad::global_variables_initializer first"));
+    throw FailedPreconditionError(
+        str("attempting to use uninitialized variable '", def.name, "' (", def.dtype, def.shape,
+            "); run its initializer or ad::global_variables_initializer first"));
   }
   return values_[static_cast<std::size_t>(id)];
 }
 
 bool VariableStore::initialized(int id) const {
   const std::lock_guard lock(mutex_);
-  return static_cast<std::size_t>(id) < initialized_.size() && initialized_[static_cast<std::size_t>(id)];
+  return static_cast<std::size_t>(id) < initialized_.size() &&
+         initialized_[static_cast<std::size_t>(id)];
 }
 
 void VariableStore::write(int id, Array value) {
@@ -80,12 +83,17 @@ void VariableStore::write(int id, Array value) {
   initialized_[i] = 1;
 }
 
+std::uint64_t VariableStore::next_counter(const Node* node) {
+  const std::lock_guard lock(mutex_);
+  return counters_[node]++;
+}
+
 Array& VariableStore::slot(const Graph& graph, int id) {
   const auto i = static_cast<std::size_t>(id);
   if (i >= initialized_.size() || !initialized_[i]) {
     const auto& def = graph.variable(id);
-    throw FailedPreconditionError(str("attempting to update uninitialized variable '", def.name, "' (",
-                                      def.dtype, def.shape, ")"));
+    throw FailedPreconditionError(str("attempting to update uninitialized variable '", def.name,
+                                      "' (", def.dtype, def.shape, ")"));
   }
   return values_[i];
 }
@@ -102,8 +110,8 @@ Array& KernelContext::allocate_output(int i, const Shape& shape) {
   try {
     slot = Array(spec.dtype, shape, bytes == 0 ? nullptr : pool_.acquire(bytes));
   } catch (const ResourceExhaustedError& e) {
-    throw ResourceExhaustedError(str(node_.op->name, " '", node_.name, "': output ", spec.dtype, shape,
-                                     ": ", e.what()));
+    throw ResourceExhaustedError(
+        str(node_.op->name, " '", node_.name, "': output ", spec.dtype, shape, ": ", e.what()));
   }
   produced_out_[output_base_ + i] = 1;
   return slot;
@@ -112,8 +120,9 @@ Array& KernelContext::allocate_output(int i, const Shape& shape) {
 void KernelContext::set_output(int i, Array value) {
   const auto& spec = node_.outputs[static_cast<std::size_t>(i)];
   if (value.dtype() != spec.dtype || !spec.shape.is_compatible_with(value.shape())) {
-    throw InternalError(str(node_.op->name, " '", node_.name, "': output ", i, " is ", value.dtype(),
-                            value.shape(), " but the graph promised ", spec.dtype, spec.shape));
+    throw InternalError(str(node_.op->name, " '", node_.name, "': output ", i, " is ",
+                            value.dtype(), value.shape(), " but the graph promised ", spec.dtype,
+                            spec.shape));
   }
   slots_[output_base_ + i] = std::move(value);
   produced_out_[output_base_ + i] = 1;
@@ -129,8 +138,8 @@ namespace {
 
 struct Step {
   const Node* node;
-  int input_begin;   // into Plan::input_slots
-  int output_base;   // slot of output 0
+  int input_begin;    // into Plan::input_slots
+  int output_base;    // slot of output 0
   int release_begin;  // into Plan::releases
   int release_end;
   int context;
@@ -196,14 +205,17 @@ namespace {
 void check_feed(const Graph& graph, const Tensor& tensor, const Array& value) {
   if (!tensor) throw InvalidArgumentError("Session::run: a feed key is an empty Tensor");
   if (&tensor.graph() != &graph) {
-    throw InvalidArgumentError(str("Session::run: feed '", tensor.name(), "' belongs to another graph"));
+    throw InvalidArgumentError(
+        str("Session::run: feed '", tensor.name(), "' belongs to another graph"));
   }
   if (tensor.is_op()) {
-    throw InvalidArgumentError(str("Session::run: cannot feed '", tensor.name(), "': it has no outputs"));
+    throw InvalidArgumentError(
+        str("Session::run: cannot feed '", tensor.name(), "': it has no outputs"));
   }
   if (value.dtype() != tensor.dtype()) {
-    throw InvalidArgumentError(str("Session::run: feed for '", tensor.name(), "' is ", value.dtype(),
-                                   value.shape(), " but the tensor is ", tensor.dtype(), tensor.shape()));
+    throw InvalidArgumentError(str("Session::run: feed for '", tensor.name(), "' is ",
+                                   value.dtype(), value.shape(), " but the tensor is ",
+                                   tensor.dtype(), tensor.shape()));
   }
   if (!tensor.shape().is_compatible_with(value.shape())) {
     throw InvalidArgumentError(str("Session::run: feed for '", tensor.name(), "' has shape ",
@@ -219,7 +231,8 @@ Plan& Session::Impl::plan_for(const std::vector<Tensor>& fetches, const FeedDict
   for (const auto& f : fetches) {
     if (!f) throw InvalidArgumentError("Session::run: a fetch is an empty Tensor");
     if (&f.graph() != &graph) {
-      throw InvalidArgumentError(str("Session::run: fetch '", f.name(), "' belongs to another graph"));
+      throw InvalidArgumentError(
+          str("Session::run: fetch '", f.name(), "' belongs to another graph"));
     }
     key.words.push_back(f.node_index());
     key.words.push_back(f.output_index());
@@ -242,7 +255,8 @@ Plan& Session::Impl::plan_for(const std::vector<Tensor>& fetches, const FeedDict
   return *it->second;
 }
 
-std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<Tensor>& fetches, const FeedDict& feeds) {
+std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<Tensor>& fetches,
+                                               const FeedDict& feeds) {
   const int n = graph.num_nodes();
   std::vector<char> fed(static_cast<std::size_t>(n), 0);
   for (const auto& [tensor, value] : feeds) {
@@ -292,12 +306,17 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<Tensor>& fetche
     const Node& node = graph.node(i);
     if (fed[static_cast<std::size_t>(i)]) continue;
     if (node.op == &detail::kPlaceholderOp) {
-      throw InvalidArgumentError(str("Session::run: you must feed a value for placeholder '", node.name,
-                                     "' (", node.outputs[0].dtype, node.outputs[0].shape, ")"));
+      throw InvalidArgumentError(str("Session::run: you must feed a value for placeholder '",
+                                     node.name, "' (", node.outputs[0].dtype, node.outputs[0].shape,
+                                     ")"));
     }
     const int step_index = static_cast<int>(plan->steps.size());
-    Step step{&node, static_cast<int>(plan->input_slots.size()), slot_of[static_cast<std::size_t>(i)],
-              0, 0, node.context};
+    Step step{&node,
+              static_cast<int>(plan->input_slots.size()),
+              slot_of[static_cast<std::size_t>(i)],
+              0,
+              0,
+              node.context};
     for (const auto& in : node.inputs) {
       const int slot = slot_of[static_cast<std::size_t>(in.node)] + in.index;
       plan->input_slots.push_back(slot);
@@ -314,7 +333,8 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<Tensor>& fetche
     plan->steps.push_back(step);
   }
   for (const auto& f : fetches) {
-    const int slot = f.is_op() ? -1 : slot_of[static_cast<std::size_t>(f.node_index())] + f.output_index();
+    const int slot =
+        f.is_op() ? -1 : slot_of[static_cast<std::size_t>(f.node_index())] + f.output_index();
     plan->fetch_slots.push_back(slot);
     plan->fetch_nodes.push_back(f.node_index());
     if (slot >= 0) last_use[static_cast<std::size_t>(slot)] = static_cast<int>(plan->steps.size());
@@ -328,7 +348,8 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<Tensor>& fetche
       const int slot = step.output_base + k;
       const int last = last_use[static_cast<std::size_t>(slot)];
       if (last == static_cast<int>(plan->steps.size())) continue;  // fetched: kept to the end
-      release_at[static_cast<std::size_t>(std::max<int>(last, static_cast<int>(s)))].push_back(slot);
+      release_at[static_cast<std::size_t>(std::max<int>(last, static_cast<int>(s)))].push_back(
+          slot);
     }
   }
   for (std::size_t f = 0; f < feeds.size(); ++f) {
@@ -395,16 +416,19 @@ void Session::Impl::check_numerics(const Node& node, const Array* outputs, int c
       for (const auto& in : node.inputs) {
         inputs += (inputs.empty() ? "" : ", ") + Tensor(&graph, in.node, in.index).name();
       }
-      throw InvalidArgumentError(str("check_numerics: ", node.op->name, " '", node.name, "' produced NaN or Inf in output ",
-                                     k, " ", a.dtype(), a.shape(), " (inputs: ", inputs, ")"));
+      throw InvalidArgumentError(str("check_numerics: ", node.op->name, " '", node.name,
+                                     "' produced NaN or Inf in output ", k, " ", a.dtype(),
+                                     a.shape(), " (inputs: ", inputs, ")"));
     }
   }
 }
 
-void Session::Impl::execute(Plan& plan, RunState& state, const FeedDict& feeds, std::vector<Array>& results) {
+void Session::Impl::execute(Plan& plan, RunState& state, const FeedDict& feeds,
+                            std::vector<Array>& results) {
   state.slots.resize(static_cast<std::size_t>(plan.num_slots));
   state.produced.assign(static_cast<std::size_t>(plan.num_slots), 0);
-  if (plan.has_contexts) state.context_active.assign(static_cast<std::size_t>(graph.num_contexts()), -1);
+  if (plan.has_contexts)
+    state.context_active.assign(static_cast<std::size_t>(graph.num_contexts()), -1);
   struct Cleanup {
     RunState& state;
     ~Cleanup() {
@@ -422,12 +446,14 @@ void Session::Impl::execute(Plan& plan, RunState& state, const FeedDict& feeds, 
     const Step& step = plan.steps[s];
     if (step.context != 0 && !context_active(plan, state, step.context)) continue;
     const Node& node = *step.node;
-    KernelContext ctx(graph, node, slots, state.produced.data(), plan.input_slots.data() + step.input_begin,
-                      state.produced.data(), step.output_base, state.pool, variables);
+    KernelContext ctx(graph, node, slots, state.produced.data(),
+                      plan.input_slots.data() + step.input_begin, state.produced.data(),
+                      step.output_base, state.pool, variables);
     if (plan.has_contexts && !node.op->accepts_missing_inputs) {
       for (int i = 0; i < ctx.num_inputs(); ++i) {
         if (!ctx.has_input(i)) {
-          throw InternalError(str(node.op->name, " '", node.name, "': input ", i, " was not computed"));
+          throw InternalError(
+              str(node.op->name, " '", node.name, "': input ", i, " was not computed"));
         }
       }
     }
@@ -457,14 +483,16 @@ void Session::Impl::execute(Plan& plan, RunState& state, const FeedDict& feeds, 
       continue;
     }
     if (!state.produced[static_cast<std::size_t>(slot)]) {
-      throw InvalidArgumentError(str("Session::run: fetch '", graph.node(plan.fetch_nodes[f]).name,
-                                     "' was not computed: it lies in a cond branch that was not taken"));
+      throw InvalidArgumentError(
+          str("Session::run: fetch '", graph.node(plan.fetch_nodes[f]).name,
+              "' was not computed: it lies in a cond branch that was not taken"));
     }
     results.push_back(slots[slot]);  // shares storage; the slot's reference is dropped at cleanup
   }
 }
 
-Session::Session(Graph& graph, SessionOptions options) : impl_(std::make_unique<Impl>(graph, options)) {}
+Session::Session(Graph& graph, SessionOptions options)
+    : impl_(std::make_unique<Impl>(graph, options)) {}
 Session::~Session() = default;
 
 std::vector<Array> Session::run(const std::vector<Tensor>& fetches, const FeedDict& feeds) {
@@ -507,8 +535,8 @@ Array Session::value(const Variable& variable) const {
 void Session::set_value(const Variable& variable, const Array& value) {
   const auto& def = checked_variable(impl_->graph, variable);
   if (value.dtype() != def.dtype || !(value.shape() == def.shape)) {
-    throw ValueError(str("Session::set_value: '", def.name, "' is ", def.dtype, def.shape, " but the value is ",
-                         value.dtype(), value.shape()));
+    throw ValueError(str("Session::set_value: '", def.name, "' is ", def.dtype, def.shape,
+                         " but the value is ", value.dtype(), value.shape()));
   }
   impl_->variables.write(variable.id(), value);
 }

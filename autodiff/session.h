@@ -19,7 +19,8 @@ class Variable;
 using FeedDict = std::vector<std::pair<Tensor, Array>>;
 
 struct SessionOptions {
-  // Refuse (ResourceExhaustedError) to hold more than this many bytes of run-time buffers; 0: no cap.
+  // Refuse (ResourceExhaustedError) to hold more than this many bytes of run-time buffers; 0: no
+  // cap.
   std::size_t memory_limit_bytes = 0;
   // Check every floating output for NaN/Inf and fail naming the first node that produced one.
   bool check_numerics = false;

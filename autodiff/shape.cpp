@@ -10,11 +10,13 @@ namespace ad {
 namespace {
 void check_rank(std::size_t rank) {
   if (rank > static_cast<std::size_t>(Shape::kMaxRank)) {
-    throw ValueError(str("shape: rank ", rank, " exceeds the supported maximum of ", Shape::kMaxRank));
+    throw ValueError(
+        str("shape: rank ", rank, " exceeds the supported maximum of ", Shape::kMaxRank));
   }
 }
 void check_dim(std::int64_t dim) {
-  if (dim < -1) throw ValueError(str("shape: dimension ", dim, " is negative (only -1, unknown, is allowed)"));
+  if (dim < -1)
+    throw ValueError(str("shape: dimension ", dim, " is negative (only -1, unknown, is allowed)"));
 }
 }  // namespace
 
@@ -68,13 +70,15 @@ void Shape::push_back(std::int64_t dim) { insert(rank_, dim); }
 void Shape::insert(int axis, std::int64_t dim) {
   check_rank(static_cast<std::size_t>(rank_) + 1);
   check_dim(dim);
-  for (int i = rank_; i > axis; --i) dims_[static_cast<unsigned>(i)] = dims_[static_cast<unsigned>(i - 1)];
+  for (int i = rank_; i > axis; --i)
+    dims_[static_cast<unsigned>(i)] = dims_[static_cast<unsigned>(i - 1)];
   dims_[static_cast<unsigned>(axis)] = dim;
   ++rank_;
 }
 
 void Shape::erase(int axis) {
-  for (int i = axis; i + 1 < rank_; ++i) dims_[static_cast<unsigned>(i)] = dims_[static_cast<unsigned>(i + 1)];
+  for (int i = axis; i + 1 < rank_; ++i)
+    dims_[static_cast<unsigned>(i)] = dims_[static_cast<unsigned>(i + 1)];
   --rank_;
   dims_[static_cast<unsigned>(rank_)] = 0;
 }
@@ -102,8 +106,8 @@ std::ostream& operator<<(std::ostream& out, const Shape& shape) { return out << 
 int normalize_axis(int axis, int rank, const char* op) {
   const int resolved = axis < 0 ? axis + rank : axis;
   if (resolved < 0 || resolved >= rank) {
-    throw ValueError(str(op, ": axis ", axis, " is out of range for rank ", rank, " (valid: ", -rank,
-                         " to ", rank - 1, ")"));
+    throw ValueError(str(op, ": axis ", axis, " is out of range for rank ", rank,
+                         " (valid: ", -rank, " to ", rank - 1, ")"));
   }
   return resolved;
 }

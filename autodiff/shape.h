@@ -24,12 +24,16 @@ class Shape {
       : Shape(std::span<const std::int64_t>(dims)) {}
 
   [[nodiscard]] int rank() const { return rank_; }
-  [[nodiscard]] std::int64_t operator[](int axis) const { return dims_[static_cast<unsigned>(axis)]; }
+  [[nodiscard]] std::int64_t operator[](int axis) const {
+    return dims_[static_cast<unsigned>(axis)];
+  }
   [[nodiscard]] std::int64_t& operator[](int axis) { return dims_[static_cast<unsigned>(axis)]; }
   [[nodiscard]] std::span<const std::int64_t> dims() const {
     return {dims_.data(), static_cast<std::size_t>(rank_)};
   }
-  [[nodiscard]] std::vector<std::int64_t> to_vector() const { return {dims().begin(), dims().end()}; }
+  [[nodiscard]] std::vector<std::int64_t> to_vector() const {
+    return {dims().begin(), dims().end()};
+  }
 
   // True when no dimension is -1.
   [[nodiscard]] bool is_fully_defined() const;
@@ -55,7 +59,8 @@ class Shape {
 
 std::ostream& operator<<(std::ostream& out, const Shape& shape);
 
-// Resolves a possibly negative axis against a rank; throws ValueError naming `op` when out of range.
+// Resolves a possibly negative axis against a rank; throws ValueError naming `op` when out of
+// range.
 [[nodiscard]] int normalize_axis(int axis, int rank, const char* op);
 
 }  // namespace ad

@@ -26,8 +26,8 @@ void read_gradient(GradContext& g) { g.set(0, g.grad_output(0)); }
 
 void check_value_shape(const KernelContext& ctx, const VariableDef& def, const Array& value) {
   if (!(value.shape() == def.shape)) {
-    ctx.fail(str("cannot assign a value of shape ", value.shape(), " to variable '", def.name, "' of shape ",
-                 def.shape));
+    ctx.fail(str("cannot assign a value of shape ", value.shape(), " to variable '", def.name,
+                 "' of shape ", def.shape));
   }
 }
 
@@ -65,25 +65,32 @@ void assign_update_kernel(KernelContext& ctx) {
   ctx.set_output(0, ctx.variables().read(ctx.graph(), id));
 }
 
-const OpDef kVariableOp{.name = "VariableV2", .kernel = handle_kernel, .accepts_missing_inputs = true};
-const OpDef kReadOp{.name = "ReadVariable", .kernel = read_kernel, .gradient = read_gradient,
+const OpDef kVariableOp{
+    .name = "VariableV2", .kernel = handle_kernel, .accepts_missing_inputs = true};
+const OpDef kReadOp{.name = "ReadVariable",
+                    .kernel = read_kernel,
+                    .gradient = read_gradient,
                     .accepts_missing_inputs = true};
 const OpDef kAssignOp{.name = "Assign", .kernel = assign_kernel, .accepts_missing_inputs = true};
-const OpDef kAssignAddOp{.name = "AssignAdd", .kernel = assign_update_kernel<1>, .accepts_missing_inputs = true};
-const OpDef kAssignSubOp{.name = "AssignSub", .kernel = assign_update_kernel<-1>, .accepts_missing_inputs = true};
+const OpDef kAssignAddOp{
+    .name = "AssignAdd", .kernel = assign_update_kernel<1>, .accepts_missing_inputs = true};
+const OpDef kAssignSubOp{
+    .name = "AssignSub", .kernel = assign_update_kernel<-1>, .accepts_missing_inputs = true};
 
-Tensor record_assign(const OpDef& op, const Variable& var, const Tensor& value, std::string_view what) {
+Tensor record_assign(const OpDef& op, const Variable& var, const Tensor& value,
+                     std::string_view what) {
   if (!value) throw ValueError(str(what, " '", var.name(), "': the value is an empty Tensor"));
   if (value.dtype() != var.dtype()) {
-    throw ValueError(str(what, " '", var.name(), "': value is ", value.dtype(), " but the variable is ",
-                         var.dtype()));
+    throw ValueError(str(what, " '", var.name(), "': value is ", value.dtype(),
+                         " but the variable is ", var.dtype()));
   }
   if (!value.shape().is_compatible_with(var.shape())) {
     throw ValueError(str(what, " '", var.name(), "': value has shape ", value.shape(),
                          " but the variable has shape ", var.shape()));
   }
   if (op.name != "Assign" && !is_floating(var.dtype())) {
-    throw ValueError(str(what, " '", var.name(), "': needs a floating variable, not ", var.dtype()));
+    throw ValueError(
+        str(what, " '", var.name(), "': needs a floating variable, not ", var.dtype()));
   }
   const Tensor inputs[] = {var.handle(), value};
   return var.graph().record1(op, inputs, {var.dtype(), var.shape()}, VarAttrs{var.id()}, op.name);
@@ -106,13 +113,16 @@ const VariableDef& Variable::def() const {
 
 int Variable::id() const { return std::any_cast<const VarAttrs&>(handle_.op().attrs).id; }
 
-Variable Variable::create(Graph& graph, std::string_view full_name, const VariableOptions& options) {
+Variable Variable::create(Graph& graph, std::string_view full_name,
+                          const VariableOptions& options) {
   if (full_name.empty()) throw ValueError("Variable: a variable needs a name");
   if (!options.shape.is_fully_defined()) {
-    throw ValueError(str("Variable '", full_name, "': the shape ", options.shape, " must be fully defined"));
+    throw ValueError(
+        str("Variable '", full_name, "': the shape ", options.shape, " must be fully defined"));
   }
   if (graph.find_variable(full_name) >= 0) {
-    throw ValueError(str("Variable ", full_name, " already exists, disallowed. Did you mean to set "
+    throw ValueError(str("Variable ", full_name,
+                         " already exists, disallowed. Did you mean to set "
                          "reuse=true or reuse=auto in VariableScope?"));
   }
   // Variables and their initializers live outside any cond branch and control dependency.
@@ -137,8 +147,10 @@ Variable Variable::create(Graph& graph, std::string_view full_name, const Variab
   {
     const NameScope scope(graph, def.name + "/Initializer/");
     const Initializer& init = options.initializer;
-    Tensor initial = init ? init(graph, def.shape, def.dtype) : constant(graph, Array(def.dtype, def.shape));
-    if (!initial || initial.dtype() != def.dtype || !initial.shape().is_compatible_with(def.shape)) {
+    Tensor initial =
+        init ? init(graph, def.shape, def.dtype) : constant(graph, Array(def.dtype, def.shape));
+    if (!initial || initial.dtype() != def.dtype ||
+        !initial.shape().is_compatible_with(def.shape)) {
       throw ValueError(str("Variable '", def.name, "': the initializer gave ",
                            initial ? str(initial.dtype(), initial.shape()) : std::string("nothing"),
                            " for a ", def.dtype, def.shape, " variable"));
@@ -147,7 +159,8 @@ Variable Variable::create(Graph& graph, std::string_view full_name, const Variab
   }
   {
     const NameScope scope(graph, def.name + "/");
-    graph.mutable_variable(id).initializer = record_assign(kAssignOp, var, var.initial_value(), "Assign");
+    graph.mutable_variable(id).initializer =
+        record_assign(kAssignOp, var, var.initial_value(), "Assign");
   }
   graph.add_to_collection(GraphKeys::GLOBAL_VARIABLES, handle);
   if (def.trainable) graph.add_to_collection(GraphKeys::TRAINABLE_VARIABLES, handle);
@@ -170,7 +183,9 @@ Tensor Variable::value() const {
   return graph().record1(kReadOp, inputs, {dtype(), shape()}, VarAttrs{id()}, "read");
 }
 
-Tensor Variable::assign(const Tensor& value) const { return record_assign(kAssignOp, *this, value, "assign"); }
+Tensor Variable::assign(const Tensor& value) const {
+  return record_assign(kAssignOp, *this, value, "assign");
+}
 Tensor Variable::assign_add(const Tensor& delta) const {
   return record_assign(kAssignAddOp, *this, delta, "assign_add");
 }
@@ -178,7 +193,8 @@ Tensor Variable::assign_sub(const Tensor& delta) const {
   return record_assign(kAssignSubOp, *this, delta, "assign_sub");
 }
 
-std::vector<Variable> variables_in_collection(const Graph& graph, std::string_view key, std::string_view scope) {
+std::vector<Variable> variables_in_collection(const Graph& graph, std::string_view key,
+                                              std::string_view scope) {
   std::vector<Variable> out;
   for (const auto& t : graph.get_collection(key, scope)) out.emplace_back(t);
   return out;

@@ -31,7 +31,8 @@ class Variable {
 
   // Creates a variable with exactly this full name (no scope is applied); ValueError if it exists.
   // Most code uses ad::get_variable, which applies variable scopes and reuse.
-  [[nodiscard]] static Variable create(Graph& graph, std::string_view full_name, const VariableOptions& options);
+  [[nodiscard]] static Variable create(Graph& graph, std::string_view full_name,
+                                       const VariableOptions& options);
 
   explicit operator bool() const { return static_cast<bool>(handle_); }
   [[nodiscard]] const std::string& name() const { return def().name; }
@@ -66,7 +67,8 @@ class Variable {
 [[nodiscard]] std::vector<Variable> global_variables(const Graph& graph);
 [[nodiscard]] std::vector<Variable> trainable_variables(const Graph& graph);
 // The variables of any variable collection (e.g. MOVING_AVERAGE_VARIABLES).
-[[nodiscard]] std::vector<Variable> variables_in_collection(const Graph& graph, std::string_view key,
+[[nodiscard]] std::vector<Variable> variables_in_collection(const Graph& graph,
+                                                            std::string_view key,
                                                             std::string_view scope = {});
 // An op running the initializers of `variables` / of every global variable.
 [[nodiscard]] Tensor variables_initializer(Graph& graph, const std::vector<Variable>& variables);

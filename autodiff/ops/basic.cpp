@@ -22,7 +22,8 @@ struct FillAttrs {
 
 void placeholder_kernel(KernelContext& ctx) {
   const auto& out = ctx.node().outputs[0];
-  ctx.fail(str("you must feed a value for placeholder '", ctx.node().name, "' (", out.dtype, out.shape, ")"));
+  ctx.fail(str("you must feed a value for placeholder '", ctx.node().name, "' (", out.dtype,
+               out.shape, ")"));
 }
 
 void forward_input_kernel(KernelContext& ctx) { ctx.set_output(0, ctx.input(0)); }
@@ -41,7 +42,8 @@ void add_n_kernel(KernelContext& ctx) {
     for (std::int64_t i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = a[i];
     for (int k = 1; k < ctx.num_inputs(); ++k) {
       if (!(ctx.input(k).shape() == first.shape())) {
-        ctx.fail(str("input ", k, " has shape ", ctx.input(k).shape(), " but input 0 has ", first.shape()));
+        ctx.fail(str("input ", k, " has shape ", ctx.input(k).shape(), " but input 0 has ",
+                     first.shape()));
       }
       const T* b = ctx.input(k).data<T>().data();
       T* yp = y.data();
@@ -102,7 +104,8 @@ void sum_to_kernel(KernelContext& ctx) {
   }
   for (int d = 0; d < target.rank(); ++d) {
     const auto gd = grad.shape()[grad.rank() - target.rank() + d];
-    if (target[d] != 1 && target[d] != gd) ctx.fail(str("cannot sum ", grad.shape(), " to ", target));
+    if (target[d] != 1 && target[d] != gd)
+      ctx.fail(str("cannot sum ", grad.shape(), " to ", target));
   }
   Array& out = ctx.allocate_output(0, target);
   dispatch_floating(grad.dtype(), [&](auto tag) { sum_to<decltype(tag)>(grad, out); });
@@ -133,17 +136,21 @@ void broadcast_like_kernel(KernelContext& ctx) {
   if (x.rank() > target.rank()) ctx.fail(str("cannot broadcast ", x.shape(), " to ", target));
   for (int d = 0; d < x.rank(); ++d) {
     const auto td = target[target.rank() - x.rank() + d];
-    if (x.shape()[d] != 1 && x.shape()[d] != td) ctx.fail(str("cannot broadcast ", x.shape(), " to ", target));
+    if (x.shape()[d] != 1 && x.shape()[d] != td)
+      ctx.fail(str("cannot broadcast ", x.shape(), " to ", target));
   }
   Array& out = ctx.allocate_output(0, target);
   dispatch_all(x.dtype(), [&](auto tag) { broadcast_into<decltype(tag)>(x, out); });
 }
 
 void sum_to_gradient(GradContext& g) { g.set(0, broadcast_like(g.grad_output(0), g.input(0))); }
-void broadcast_like_gradient(GradContext& g) { g.set(0, sum_to_shape_of(g.grad_output(0), g.input(0))); }
+void broadcast_like_gradient(GradContext& g) {
+  g.set(0, sum_to_shape_of(g.grad_output(0), g.input(0)));
+}
 
 const OpDef kConstOp{.name = "Const", .kernel = const_kernel};
-const OpDef kIdentityOp{.name = "Identity", .kernel = forward_input_kernel, .gradient = pass_gradient};
+const OpDef kIdentityOp{
+    .name = "Identity", .kernel = forward_input_kernel, .gradient = pass_gradient};
 const OpDef kPlaceholderWithDefaultOp{
     .name = "PlaceholderWithDefault", .kernel = forward_input_kernel, .gradient = pass_gradient};
 const OpDef kStopGradientOp{.name = "StopGradient", .kernel = forward_input_kernel};
@@ -161,18 +168,24 @@ const OpDef kPlaceholderOp{.name = "Placeholder", .kernel = placeholder_kernel};
 }  // namespace detail
 
 Tensor placeholder(Graph& graph, DType dtype, const Shape& shape, std::string_view name) {
-  return graph.record1(detail::kPlaceholderOp, {}, {dtype, shape}, {}, name.empty() ? "Placeholder" : name);
+  return graph.record1(detail::kPlaceholderOp, {}, {dtype, shape}, {},
+                       name.empty() ? "Placeholder" : name);
 }
 
-Tensor placeholder_with_default(const Tensor& default_value, const Shape& shape, std::string_view name) {
-  if (!shape.is_compatible_with(default_value.shape()) && shape.rank() == default_value.shape().rank()) {
-    throw ValueError(str("placeholder_with_default: the default ", default_value.shape(), " does not fit ", shape));
+Tensor placeholder_with_default(const Tensor& default_value, const Shape& shape,
+                                std::string_view name) {
+  if (!shape.is_compatible_with(default_value.shape()) &&
+      shape.rank() == default_value.shape().rank()) {
+    throw ValueError(str("placeholder_with_default: the default ", default_value.shape(),
+                         " does not fit ", shape));
   }
   if (shape.rank() != default_value.shape().rank()) {
-    throw ValueError(str("placeholder_with_default: the default ", default_value.shape(), " does not fit ", shape));
+    throw ValueError(str("placeholder_with_default: the default ", default_value.shape(),
+                         " does not fit ", shape));
   }
   const Tensor inputs[] = {default_value};
-  return default_value.graph().record1(kPlaceholderWithDefaultOp, inputs, {default_value.dtype(), shape}, {},
+  return default_value.graph().record1(kPlaceholderWithDefaultOp, inputs,
+                                       {default_value.dtype(), shape}, {},
                                        name.empty() ? "PlaceholderWithDefault" : name);
 }
 
@@ -192,7 +205,8 @@ Tensor scalar(Graph& graph, double value, DType dtype) {
 
 Tensor identity(const Tensor& x, std::string_view name) {
   const Tensor inputs[] = {x};
-  return x.graph().record1(kIdentityOp, inputs, {x.dtype(), x.shape()}, {}, name.empty() ? "Identity" : name);
+  return x.graph().record1(kIdentityOp, inputs, {x.dtype(), x.shape()}, {},
+                           name.empty() ? "Identity" : name);
 }
 
 Tensor add_n(std::span<const Tensor> xs, std::string_view name) {
@@ -201,17 +215,21 @@ Tensor add_n(std::span<const Tensor> xs, std::string_view name) {
   Shape shape = xs.front().shape();
   for (std::size_t i = 1; i < xs.size(); ++i) {
     if (xs[i].dtype() != xs[0].dtype()) {
-      throw ValueError(str("add_n: input ", i, " is ", xs[i].dtype(), " but input 0 is ", xs[0].dtype()));
+      throw ValueError(
+          str("add_n: input ", i, " is ", xs[i].dtype(), " but input 0 is ", xs[0].dtype()));
     }
     if (!xs[i].shape().is_compatible_with(shape)) {
-      throw ValueError(str("add_n: input ", i, " has shape ", xs[i].shape(), " but input 0 has ", shape));
+      throw ValueError(
+          str("add_n: input ", i, " has shape ", xs[i].shape(), " but input 0 has ", shape));
     }
     for (int d = 0; d < shape.rank(); ++d) {
       if (shape[d] < 0) shape[d] = xs[i].shape()[d];
     }
   }
-  if (!is_floating(xs[0].dtype())) throw ValueError(str("add_n: ", xs[0].dtype(), " inputs are not supported"));
-  return xs.front().graph().record1(kAddNOp, xs, {xs[0].dtype(), shape}, {}, name.empty() ? "AddN" : name);
+  if (!is_floating(xs[0].dtype()))
+    throw ValueError(str("add_n: ", xs[0].dtype(), " inputs are not supported"));
+  return xs.front().graph().record1(kAddNOp, xs, {xs[0].dtype(), shape}, {},
+                                    name.empty() ? "AddN" : name);
 }
 
 Tensor fill_like(const Tensor& x, double value) {
@@ -252,7 +270,8 @@ Tensor sum_to_shape_of(const Tensor& grad, const Tensor& like) {
 Tensor broadcast_like(const Tensor& x, const Tensor& like) {
   if (x.shape() == like.shape() && x.shape().is_fully_defined()) return x;
   const Tensor inputs[] = {x, like};
-  return x.graph().record1(kBroadcastLikeOp, inputs, {x.dtype(), like.shape()}, {}, "BroadcastLike");
+  return x.graph().record1(kBroadcastLikeOp, inputs, {x.dtype(), like.shape()}, {},
+                           "BroadcastLike");
 }
 
 Shape broadcast_static_shape(const char* op, const Shape& a, const Shape& b) {
@@ -273,7 +292,8 @@ Shape broadcast_static_shape(const char* op, const Shape& a, const Shape& b) {
     } else if (y < 0 || x == y) {
       r = x;
     } else {
-      throw ValueError(str(op, ": shapes ", a, " and ", b, " cannot be broadcast (dim ", x, " vs ", y, ")"));
+      throw ValueError(
+          str(op, ": shapes ", a, " and ", b, " cannot be broadcast (dim ", x, " vs ", y, ")"));
     }
     out.push_back(r);
   }

@@ -1,5 +1,6 @@
 // The ops every graph needs: placeholders, constants, identity, sums of gradients, zeros/ones like
-// another tensor, stop_gradient, group, and reducing a broadcast gradient back to its input's shape.
+// another tensor, stop_gradient, group, and reducing a broadcast gradient back to its input's
+// shape.
 #pragma once
 
 #include <optional>
@@ -15,7 +16,8 @@ namespace ad {
 
 // A value fed at run time; `shape` may contain -1 dims. Running without feeding it is an
 // InvalidArgumentError naming it.
-[[nodiscard]] Tensor placeholder(Graph& graph, DType dtype, const Shape& shape, std::string_view name = {});
+[[nodiscard]] Tensor placeholder(Graph& graph, DType dtype, const Shape& shape,
+                                 std::string_view name = {});
 // Takes `default_value` unless fed; the fed value must fit `shape`.
 [[nodiscard]] Tensor placeholder_with_default(const Tensor& default_value, const Shape& shape,
                                               std::string_view name = {});

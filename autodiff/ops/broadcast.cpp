@@ -14,7 +14,8 @@ BroadcastPlan make_broadcast_plan(const Shape& out, const Shape& a, const Shape&
     for (int d = rank - 1; d >= 0; --d) {
       const int sd = d - (rank - s.rank());
       const std::int64_t dim = sd >= 0 ? s[sd] : 1;
-      strides[static_cast<unsigned>(k)][static_cast<unsigned>(d)] = (dim == 1 && out[d] != 1) ? 0 : stride;
+      strides[static_cast<unsigned>(k)][static_cast<unsigned>(d)] =
+          (dim == 1 && out[d] != 1) ? 0 : stride;
       stride *= dim;
     }
   }
@@ -32,7 +33,8 @@ BroadcastPlan make_broadcast_plan(const Shape& out, const Shape& a, const Shape&
         const auto ku = static_cast<unsigned>(k);
         const std::int64_t outer = plan.strides[ku][p];
         const std::int64_t inner = strides[ku][u];
-        if (!((outer == 0 && inner == 0) || (inner != 0 && outer == inner * dims[u]))) mergeable = false;
+        if (!((outer == 0 && inner == 0) || (inner != 0 && outer == inner * dims[u])))
+          mergeable = false;
       }
       if (mergeable) {
         plan.dims[p] *= dims[u];

@@ -108,15 +108,21 @@ void compare_kernel(KernelContext& ctx) {
 
 struct AddF {
   template <class T>
-  T operator()(T a, T b) const { return a + b; }
+  T operator()(T a, T b) const {
+    return a + b;
+  }
 };
 struct SubF {
   template <class T>
-  T operator()(T a, T b) const { return a - b; }
+  T operator()(T a, T b) const {
+    return a - b;
+  }
 };
 struct MulF {
   template <class T>
-  T operator()(T a, T b) const { return a * b; }
+  T operator()(T a, T b) const {
+    return a * b;
+  }
 };
 struct DivF {
   template <class T>
@@ -130,51 +136,75 @@ struct DivF {
 };
 struct MaxF {
   template <class T>
-  T operator()(T a, T b) const { return a >= b ? a : b; }
+  T operator()(T a, T b) const {
+    return a >= b ? a : b;
+  }
 };
 struct MinF {
   template <class T>
-  T operator()(T a, T b) const { return a <= b ? a : b; }
+  T operator()(T a, T b) const {
+    return a <= b ? a : b;
+  }
 };
 struct PowF {
   template <class T>
-  T operator()(T a, T b) const { return static_cast<T>(std::pow(a, b)); }
+  T operator()(T a, T b) const {
+    return static_cast<T>(std::pow(a, b));
+  }
 };
 struct SquaredDifferenceF {
   template <class T>
-  T operator()(T a, T b) const { return (a - b) * (a - b); }
+  T operator()(T a, T b) const {
+    return (a - b) * (a - b);
+  }
 };
 struct LessF {
   template <class T>
-  bool operator()(T a, T b) const { return a < b; }
+  bool operator()(T a, T b) const {
+    return a < b;
+  }
 };
 struct LessEqualF {
   template <class T>
-  bool operator()(T a, T b) const { return a <= b; }
+  bool operator()(T a, T b) const {
+    return a <= b;
+  }
 };
 struct GreaterF {
   template <class T>
-  bool operator()(T a, T b) const { return a > b; }
+  bool operator()(T a, T b) const {
+    return a > b;
+  }
 };
 struct GreaterEqualF {
   template <class T>
-  bool operator()(T a, T b) const { return a >= b; }
+  bool operator()(T a, T b) const {
+    return a >= b;
+  }
 };
 struct EqualF {
   template <class T>
-  bool operator()(T a, T b) const { return a == b; }
+  bool operator()(T a, T b) const {
+    return a == b;
+  }
 };
 struct NotEqualF {
   template <class T>
-  bool operator()(T a, T b) const { return a != b; }
+  bool operator()(T a, T b) const {
+    return a != b;
+  }
 };
 struct AndF {
   template <class T>
-  bool operator()(T a, T b) const { return a && b; }
+  bool operator()(T a, T b) const {
+    return a && b;
+  }
 };
 struct OrF {
   template <class T>
-  bool operator()(T a, T b) const { return a || b; }
+  bool operator()(T a, T b) const {
+    return a || b;
+  }
 };
 
 // ---- binary gradients ---------------------------------------------------------------------------
@@ -217,7 +247,8 @@ void pow_gradient(GradContext& g) {
   const Tensor dy = g.grad_output(0);
   const Tensor a = g.input(0);
   const Tensor b = g.input(1);
-  if (g.wants(0)) g.set(0, sum_to_shape_of(mul(dy, mul(b, pow(a, sub(b, scalar_like(b, 1.0))))), a));
+  if (g.wants(0))
+    g.set(0, sum_to_shape_of(mul(dy, mul(b, pow(a, sub(b, scalar_like(b, 1.0))))), a));
   if (g.wants(1)) {
     // log(a) where a > 0, else 0 (the gradient for b is undefined there).
     const Tensor positive = cast(greater(a, scalar_like(a, 0.0)), a.dtype());
@@ -236,11 +267,14 @@ const OpDef kAddOp{.name = "Add", .kernel = arithmetic_kernel<AddF>, .gradient =
 const OpDef kSubOp{.name = "Sub", .kernel = arithmetic_kernel<SubF>, .gradient = sub_gradient};
 const OpDef kMulOp{.name = "Mul", .kernel = arithmetic_kernel<MulF>, .gradient = mul_gradient};
 const OpDef kDivOp{.name = "RealDiv", .kernel = arithmetic_kernel<DivF>, .gradient = div_gradient};
-const OpDef kMaximumOp{.name = "Maximum", .kernel = arithmetic_kernel<MaxF>, .gradient = maximum_gradient};
-const OpDef kMinimumOp{.name = "Minimum", .kernel = arithmetic_kernel<MinF>, .gradient = minimum_gradient};
+const OpDef kMaximumOp{
+    .name = "Maximum", .kernel = arithmetic_kernel<MaxF>, .gradient = maximum_gradient};
+const OpDef kMinimumOp{
+    .name = "Minimum", .kernel = arithmetic_kernel<MinF>, .gradient = minimum_gradient};
 const OpDef kPowOp{.name = "Pow", .kernel = arithmetic_kernel<PowF>, .gradient = pow_gradient};
-const OpDef kSquaredDifferenceOp{
-    .name = "SquaredDifference", .kernel = arithmetic_kernel<SquaredDifferenceF>, .gradient = squared_difference_gradient};
+const OpDef kSquaredDifferenceOp{.name = "SquaredDifference",
+                                 .kernel = arithmetic_kernel<SquaredDifferenceF>,
+                                 .gradient = squared_difference_gradient};
 const OpDef kLessOp{.name = "Less", .kernel = compare_kernel<LessF>};
 const OpDef kLessEqualOp{.name = "LessEqual", .kernel = compare_kernel<LessEqualF>};
 const OpDef kGreaterOp{.name = "Greater", .kernel = compare_kernel<GreaterF>};
@@ -253,10 +287,12 @@ const OpDef kLogicalOrOp{.name = "LogicalOr", .kernel = compare_kernel<OrF>};
 Tensor record_binary(const OpDef& op, const Tensor& a, const Tensor& b, bool boolean_result,
                      bool numeric_only) {
   if (!a || !b) throw ValueError(str(op.name, ": an operand is an empty Tensor"));
-  if (&a.graph() != &b.graph()) throw ValueError(str(op.name, ": operands belong to different graphs"));
+  if (&a.graph() != &b.graph())
+    throw ValueError(str(op.name, ": operands belong to different graphs"));
   if (a.dtype() != b.dtype()) {
-    throw ValueError(str(op.name, ": operands have different dtypes: '", a.name(), "' is ", a.dtype(), a.shape(),
-                         ", '", b.name(), "' is ", b.dtype(), b.shape(), " (use ad::cast)"));
+    throw ValueError(str(op.name, ": operands have different dtypes: '", a.name(), "' is ",
+                         a.dtype(), a.shape(), ", '", b.name(), "' is ", b.dtype(), b.shape(),
+                         " (use ad::cast)"));
   }
   if (numeric_only && a.dtype() == DType::Bool) {
     throw ValueError(str(op.name, ": bool operands are not supported ('", a.name(), "')"));
@@ -285,43 +321,63 @@ void unary_kernel(KernelContext& ctx) {
 
 struct NegF {
   template <class T>
-  T operator()(T x) const { return -x; }
+  T operator()(T x) const {
+    return -x;
+  }
 };
 struct AbsF {
   template <class T>
-  T operator()(T x) const { return std::abs(x); }
+  T operator()(T x) const {
+    return std::abs(x);
+  }
 };
 struct SignF {
   template <class T>
-  T operator()(T x) const { return static_cast<T>((x > T{0}) - (x < T{0})); }
+  T operator()(T x) const {
+    return static_cast<T>((x > T{0}) - (x < T{0}));
+  }
 };
 struct ExpF {
   template <class T>
-  T operator()(T x) const { return std::exp(x); }
+  T operator()(T x) const {
+    return std::exp(x);
+  }
 };
 struct LogF {
   template <class T>
-  T operator()(T x) const { return std::log(x); }
+  T operator()(T x) const {
+    return std::log(x);
+  }
 };
 struct SqrtF {
   template <class T>
-  T operator()(T x) const { return std::sqrt(x); }
+  T operator()(T x) const {
+    return std::sqrt(x);
+  }
 };
 struct RsqrtF {
   template <class T>
-  T operator()(T x) const { return T{1} / std::sqrt(x); }
+  T operator()(T x) const {
+    return T{1} / std::sqrt(x);
+  }
 };
 struct SquareF {
   template <class T>
-  T operator()(T x) const { return x * x; }
+  T operator()(T x) const {
+    return x * x;
+  }
 };
 struct ReciprocalF {
   template <class T>
-  T operator()(T x) const { return T{1} / x; }
+  T operator()(T x) const {
+    return T{1} / x;
+  }
 };
 struct ReluF {
   template <class T>
-  T operator()(T x) const { return x > T{0} ? x : T{0}; }
+  T operator()(T x) const {
+    return x > T{0} ? x : T{0};
+  }
 };
 struct SigmoidF {
   template <class T>
@@ -334,11 +390,15 @@ struct SigmoidF {
 };
 struct TanhF {
   template <class T>
-  T operator()(T x) const { return std::tanh(x); }
+  T operator()(T x) const {
+    return std::tanh(x);
+  }
 };
 struct SoftplusF {
   template <class T>
-  T operator()(T x) const { return x > T{0} ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+  T operator()(T x) const {
+    return x > T{0} ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
+  }
 };
 
 // dy where x > 0, else 0: relu's gradient as one node.
@@ -375,7 +435,9 @@ void rsqrt_gradient(GradContext& g) {
 void square_gradient(GradContext& g) {
   g.set(0, mul(g.grad_output(0), mul(scalar_like(g.input(0), 2.0), g.input(0))));
 }
-void reciprocal_gradient(GradContext& g) { g.set(0, neg(mul(g.grad_output(0), square(g.output(0))))); }
+void reciprocal_gradient(GradContext& g) {
+  g.set(0, neg(mul(g.grad_output(0), square(g.output(0)))));
+}
 void relu_gradient(GradContext& g) { g.set(0, relu_grad(g.grad_output(0), g.input(0))); }
 void sigmoid_gradient(GradContext& g) {
   const Tensor y = g.output(0);
@@ -394,18 +456,24 @@ const OpDef kExpOp{.name = "Exp", .kernel = unary_kernel<ExpF>, .gradient = exp_
 const OpDef kLogOp{.name = "Log", .kernel = unary_kernel<LogF>, .gradient = log_gradient};
 const OpDef kSqrtOp{.name = "Sqrt", .kernel = unary_kernel<SqrtF>, .gradient = sqrt_gradient};
 const OpDef kRsqrtOp{.name = "Rsqrt", .kernel = unary_kernel<RsqrtF>, .gradient = rsqrt_gradient};
-const OpDef kSquareOp{.name = "Square", .kernel = unary_kernel<SquareF>, .gradient = square_gradient};
-const OpDef kReciprocalOp{.name = "Reciprocal", .kernel = unary_kernel<ReciprocalF>, .gradient = reciprocal_gradient};
+const OpDef kSquareOp{
+    .name = "Square", .kernel = unary_kernel<SquareF>, .gradient = square_gradient};
+const OpDef kReciprocalOp{
+    .name = "Reciprocal", .kernel = unary_kernel<ReciprocalF>, .gradient = reciprocal_gradient};
 const OpDef kReluOp{.name = "Relu", .kernel = unary_kernel<ReluF>, .gradient = relu_gradient};
-const OpDef kReluGradOp{.name = "ReluGrad", .kernel = relu_grad_kernel, .gradient = relu_grad_gradient};
-const OpDef kSigmoidOp{.name = "Sigmoid", .kernel = unary_kernel<SigmoidF>, .gradient = sigmoid_gradient};
+const OpDef kReluGradOp{
+    .name = "ReluGrad", .kernel = relu_grad_kernel, .gradient = relu_grad_gradient};
+const OpDef kSigmoidOp{
+    .name = "Sigmoid", .kernel = unary_kernel<SigmoidF>, .gradient = sigmoid_gradient};
 const OpDef kTanhOp{.name = "Tanh", .kernel = unary_kernel<TanhF>, .gradient = tanh_gradient};
-const OpDef kSoftplusOp{.name = "Softplus", .kernel = unary_kernel<SoftplusF>, .gradient = softplus_gradient};
+const OpDef kSoftplusOp{
+    .name = "Softplus", .kernel = unary_kernel<SoftplusF>, .gradient = softplus_gradient};
 
 Tensor record_unary(const OpDef& op, const Tensor& x) {
   if (!x) throw ValueError(str(op.name, ": the input is an empty Tensor"));
   if (!is_floating(x.dtype())) {
-    throw ValueError(str(op.name, ": '", x.name(), "' is ", x.dtype(), x.shape(), "; expected float32 or float64"));
+    throw ValueError(str(op.name, ": '", x.name(), "' is ", x.dtype(), x.shape(),
+                         "; expected float32 or float64"));
   }
   const Tensor inputs[] = {x};
   return x.graph().record1(op, inputs, {x.dtype(), x.shape()});
@@ -453,28 +521,45 @@ Tensor add(const Tensor& a, const Tensor& b) { return record_binary(kAddOp, a, b
 Tensor sub(const Tensor& a, const Tensor& b) { return record_binary(kSubOp, a, b, false, true); }
 Tensor mul(const Tensor& a, const Tensor& b) { return record_binary(kMulOp, a, b, false, true); }
 Tensor div(const Tensor& a, const Tensor& b) { return record_binary(kDivOp, a, b, false, true); }
-Tensor maximum(const Tensor& a, const Tensor& b) { return record_binary(kMaximumOp, a, b, false, true); }
-Tensor minimum(const Tensor& a, const Tensor& b) { return record_binary(kMinimumOp, a, b, false, true); }
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return record_binary(kMaximumOp, a, b, false, true);
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return record_binary(kMinimumOp, a, b, false, true);
+}
 Tensor pow(const Tensor& a, const Tensor& b) { return record_binary(kPowOp, a, b, false, true); }
 Tensor squared_difference(const Tensor& a, const Tensor& b) {
   return record_binary(kSquaredDifferenceOp, a, b, false, true);
 }
 Tensor less(const Tensor& a, const Tensor& b) { return record_binary(kLessOp, a, b, true, true); }
-Tensor less_equal(const Tensor& a, const Tensor& b) { return record_binary(kLessEqualOp, a, b, true, true); }
-Tensor greater(const Tensor& a, const Tensor& b) { return record_binary(kGreaterOp, a, b, true, true); }
-Tensor greater_equal(const Tensor& a, const Tensor& b) { return record_binary(kGreaterEqualOp, a, b, true, true); }
-Tensor equal(const Tensor& a, const Tensor& b) { return record_binary(kEqualOp, a, b, true, false); }
-Tensor not_equal(const Tensor& a, const Tensor& b) { return record_binary(kNotEqualOp, a, b, true, false); }
+Tensor less_equal(const Tensor& a, const Tensor& b) {
+  return record_binary(kLessEqualOp, a, b, true, true);
+}
+Tensor greater(const Tensor& a, const Tensor& b) {
+  return record_binary(kGreaterOp, a, b, true, true);
+}
+Tensor greater_equal(const Tensor& a, const Tensor& b) {
+  return record_binary(kGreaterEqualOp, a, b, true, true);
+}
+Tensor equal(const Tensor& a, const Tensor& b) {
+  return record_binary(kEqualOp, a, b, true, false);
+}
+Tensor not_equal(const Tensor& a, const Tensor& b) {
+  return record_binary(kNotEqualOp, a, b, true, false);
+}
 Tensor logical_and(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != DType::Bool) throw ValueError(str("LogicalAnd: '", a.name(), "' is ", a.dtype(), ", not bool"));
+  if (a.dtype() != DType::Bool)
+    throw ValueError(str("LogicalAnd: '", a.name(), "' is ", a.dtype(), ", not bool"));
   return record_binary(kLogicalAndOp, a, b, true, false);
 }
 Tensor logical_or(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != DType::Bool) throw ValueError(str("LogicalOr: '", a.name(), "' is ", a.dtype(), ", not bool"));
+  if (a.dtype() != DType::Bool)
+    throw ValueError(str("LogicalOr: '", a.name(), "' is ", a.dtype(), ", not bool"));
   return record_binary(kLogicalOrOp, a, b, true, false);
 }
 Tensor logical_not(const Tensor& a) {
-  if (a.dtype() != DType::Bool) throw ValueError(str("LogicalNot: '", a.name(), "' is ", a.dtype(), ", not bool"));
+  if (a.dtype() != DType::Bool)
+    throw ValueError(str("LogicalNot: '", a.name(), "' is ", a.dtype(), ", not bool"));
   const Tensor inputs[] = {a};
   return a.graph().record1(kLogicalNotOp, inputs, {DType::Bool, a.shape()});
 }

@@ -41,11 +41,13 @@ BOOST_AUTO_TEST_CASE(untaken_branch_that_would_throw_does_not_run) {
       pred, [&] { return a * 2.0; }, [&] { return ad::sum_to_shape_of(a, b) + 0.0; });
   (void)missing;
   ad::Session s(g);
-  const auto out = s.eval(y, {{pred, ad::Array::scalar(true)}, {a, ad::Array::from<double>({1, 2}, {2})},
-                             {b, ad::Array(ad::DType::Float64, {3})}});
+  const auto out = s.eval(y, {{pred, ad::Array::scalar(true)},
+                              {a, ad::Array::from<double>({1, 2}, {2})},
+                              {b, ad::Array(ad::DType::Float64, {3})}});
   BOOST_TEST(out.data<double>()[1] == 4.0);
-  BOOST_CHECK_THROW(s.eval(y, {{pred, ad::Array::scalar(false)}, {a, ad::Array::from<double>({1, 2}, {2})},
-                              {b, ad::Array(ad::DType::Float64, {3})}}),
+  BOOST_CHECK_THROW(s.eval(y, {{pred, ad::Array::scalar(false)},
+                               {a, ad::Array::from<double>({1, 2}, {2})},
+                               {b, ad::Array(ad::DType::Float64, {3})}}),
                     ad::InvalidArgumentError);
 }
 
@@ -67,10 +69,12 @@ BOOST_AUTO_TEST_CASE(smart_cond_with_a_bool_records_one_branch) {
   ad::Graph g;
   auto x = ad::placeholder(g, ad::DType::Float64, {}, "x");
   const int before = g.num_nodes();
-  auto y = ad::smart_cond(true, [&] { return x * 2.0; }, [&] { return x * 3.0; });
+  auto y = ad::smart_cond(
+      true, [&] { return x * 2.0; }, [&] { return x * 3.0; });
   BOOST_TEST(g.num_nodes() - before == 2);  // one constant and one Mul
   auto c = ad::constant(g, ad::Array::scalar(false));
-  auto z = ad::smart_cond(c, [&] { return x * 2.0; }, [&] { return x * 3.0; });
+  auto z = ad::smart_cond(
+      c, [&] { return x * 2.0; }, [&] { return x * 3.0; });
   ad::Session s(g);
   BOOST_TEST(s.eval(y, {{x, ad::Array::scalar(1.0)}}).item<double>() == 2.0);
   BOOST_TEST(s.eval(z, {{x, ad::Array::scalar(1.0)}}).item<double>() == 3.0);
@@ -80,10 +84,13 @@ BOOST_AUTO_TEST_CASE(cond_rejects_non_bool_predicate_and_mismatched_branches) {
   ad::Graph g;
   auto x = ad::placeholder(g, ad::DType::Float64, {2}, "x");
   auto p = ad::placeholder(g, ad::DType::Float32, {}, "p");
-  BOOST_CHECK_EXCEPTION((void)ad::cond(p, [&] { return x; }, [&] { return x; }), ad::ValueError,
+  BOOST_CHECK_EXCEPTION((void)ad::cond(
+                            p, [&] { return x; }, [&] { return x; }),
+                        ad::ValueError,
                         (MessageHas{{"cond", "'p:0'", "bool scalar", "float32[]"}}));
   auto b = ad::placeholder(g, ad::DType::Bool, {}, "b");
-  BOOST_CHECK_EXCEPTION((void)ad::cond(b, [&] { return x; }, [&] { return ad::cast(x, ad::DType::Float32); }),
+  BOOST_CHECK_EXCEPTION((void)ad::cond(
+                            b, [&] { return x; }, [&] { return ad::cast(x, ad::DType::Float32); }),
                         ad::ValueError, (MessageHas{{"float64", "float32"}}));
 }
 
@@ -92,7 +99,13 @@ BOOST_AUTO_TEST_CASE(a_branch_value_cannot_escape_without_merge) {
   auto x = ad::placeholder(g, ad::DType::Float64, {2}, "x");
   auto b = ad::placeholder(g, ad::DType::Bool, {}, "b");
   ad::Tensor inner;
-  (void)ad::cond(b, [&] { inner = x * 2.0; return inner; }, [&] { return x; });
+  (void)ad::cond(
+      b,
+      [&] {
+        inner = x * 2.0;
+        return inner;
+      },
+      [&] { return x; });
   BOOST_CHECK_EXCEPTION((void)(inner + 1.0), ad::ValueError, (MessageHas{{"cond branch"}}));
 }
 

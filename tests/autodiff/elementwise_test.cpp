@@ -17,7 +17,8 @@ void check_unary(const Fn& f, double lo, double hi, std::uint64_t seed) {
   check_gradient([&](const std::vector<ad::Tensor>& x) { return f(x[0]); },
                  {random_array({3, 4}, seed, lo, hi)}, 1e-6, true);
 }
-void check_binary(const Fn2& f, const ad::Shape& a, const ad::Shape& b, double lo, double hi, std::uint64_t seed) {
+void check_binary(const Fn2& f, const ad::Shape& a, const ad::Shape& b, double lo, double hi,
+                  std::uint64_t seed) {
   check_gradient([&](const std::vector<ad::Tensor>& x) { return f(x[0], x[1]); },
                  {random_array(a, seed, lo, hi), random_array(b, seed + 1, lo, hi)}, 1e-6, true);
 }
@@ -30,7 +31,8 @@ BOOST_AUTO_TEST_CASE(values_match_closed_forms) {
   auto a = ad::constant(g, ad::Array::from<double>({1, -2, 3, 4}, {2, 2}));
   auto b = ad::constant(g, ad::Array::from<double>({10, 20}, {2}));
   ad::Session s(g);
-  const auto out = s.run({a + b, a * b, a - b, a / b, ad::maximum(a, b * 0.1), ad::relu(a), ad::square(a)});
+  const auto out =
+      s.run({a + b, a * b, a - b, a / b, ad::maximum(a, b * 0.1), ad::relu(a), ad::square(a)});
   BOOST_TEST(out[0].at({1, 1}) == 24.0);
   BOOST_TEST(out[1].at({0, 1}) == -40.0);
   BOOST_TEST(out[2].at({1, 0}) == -7.0);
@@ -96,7 +98,8 @@ BOOST_AUTO_TEST_CASE(comparisons_and_cast) {
   auto a = ad::constant(g, ad::Array::from<double>({1, 2, 3}, {3}));
   auto b = ad::constant(g, ad::Array::from<double>({2, 2, 2}, {3}));
   ad::Session s(g);
-  const auto out = s.run({ad::cast(ad::less(a, b), ad::DType::Float32), ad::cast(ad::equal(a, b), ad::DType::Int64)});
+  const auto out = s.run(
+      {ad::cast(ad::less(a, b), ad::DType::Float32), ad::cast(ad::equal(a, b), ad::DType::Int64)});
   BOOST_TEST(out[0].data<float>()[0] == 1.f);
   BOOST_TEST(out[0].data<float>()[2] == 0.f);
   BOOST_TEST(out[1].data<std::int64_t>()[1] == 1);
@@ -107,7 +110,8 @@ BOOST_AUTO_TEST_CASE(rejects_incompatible_shapes_and_dtypes) {
   auto a = ad::placeholder(g, ad::DType::Float32, {2, 3}, "a");
   auto b = ad::placeholder(g, ad::DType::Float32, {4}, "b");
   auto c = ad::placeholder(g, ad::DType::Float64, {2, 3}, "c");
-  BOOST_CHECK_EXCEPTION((void)(a + b), ad::ValueError, (ad::testing::MessageHas{{"Add", "[2, 3]", "[4]"}}));
+  BOOST_CHECK_EXCEPTION((void)(a + b), ad::ValueError,
+                        (ad::testing::MessageHas{{"Add", "[2, 3]", "[4]"}}));
   BOOST_CHECK_EXCEPTION((void)(a * c), ad::ValueError,
                         (ad::testing::MessageHas{{"Mul", "float32", "float64", "'a:0'", "'c:0'"}}));
 }
@@ -118,10 +122,13 @@ BOOST_AUTO_TEST_CASE(runtime_broadcast_mismatch_names_node_and_shapes) {
   auto b = ad::placeholder(g, ad::DType::Float32, {-1, 3}, "b");
   auto y = ad::add(a, b);
   ad::Session s(g);
-  BOOST_CHECK_EXCEPTION(s.eval(y, {{a, ad::Array(ad::DType::Float32, {2, 3})}, {b, ad::Array(ad::DType::Float32, {4, 3})}}),
-                        ad::InvalidArgumentError, (ad::testing::MessageHas{{"Add 'Add'", "[2, 3]", "[4, 3]"}}));
+  BOOST_CHECK_EXCEPTION(s.eval(y, {{a, ad::Array(ad::DType::Float32, {2, 3})},
+                                   {b, ad::Array(ad::DType::Float32, {4, 3})}}),
+                        ad::InvalidArgumentError,
+                        (ad::testing::MessageHas{{"Add 'Add'", "[2, 3]", "[4, 3]"}}));
   // The session stays usable after the error.
-  const auto ok = s.eval(y, {{a, ad::Array(ad::DType::Float32, {2, 3})}, {b, ad::Array(ad::DType::Float32, {1, 3})}});
+  const auto ok = s.eval(
+      y, {{a, ad::Array(ad::DType::Float32, {2, 3})}, {b, ad::Array(ad::DType::Float32, {1, 3})}});
   BOOST_TEST(ok.shape() == ad::Shape({2, 3}));
 }
 

@@ -70,7 +70,8 @@ BOOST_AUTO_TEST_CASE(hessian_vector_product_matches_closed_form) {
   const std::vector<double> vs{1.0, 2.0, -1.0};
   const auto out = s.eval(hv, {{x, ad::Array::vector(xs)}, {v, ad::Array::vector(vs)}});
   for (std::size_t i = 0; i < 3; ++i) {
-    BOOST_TEST(out.data<double>()[i] == std::exp(xs[i]) * (xs[i] + 2) * vs[i], boost::test_tools::tolerance(1e-12));
+    BOOST_TEST(out.data<double>()[i] == std::exp(xs[i]) * (xs[i] + 2) * vs[i],
+               boost::test_tools::tolerance(1e-12));
   }
 }
 
@@ -91,7 +92,8 @@ BOOST_AUTO_TEST_CASE(custom_gradient_replaces_differentiation_of_the_composition
   // Forward: x^2; hand-written gradient deliberately 10 * x * dy so the test can tell it was used.
   const auto y = ad::custom_gradient(
       {x}, [](const std::vector<ad::Tensor>& in) { return std::vector<ad::Tensor>{in[0] * in[0]}; },
-      [](const std::vector<ad::Tensor>& in, const std::vector<ad::Tensor>&, const std::vector<ad::Tensor>& dy) {
+      [](const std::vector<ad::Tensor>& in, const std::vector<ad::Tensor>&,
+         const std::vector<ad::Tensor>& dy) {
         return std::vector<ad::Tensor>{in[0] * dy[0] * 10.0};
       })[0];
   const auto dx = ad::gradients(y, {x})[0];
@@ -108,8 +110,10 @@ BOOST_AUTO_TEST_CASE(gradient_check_reports_a_wrong_gradient) {
   ad::Graph g;
   auto x = ad::placeholder(g, ad::DType::Float64, {3}, "x");
   const auto y = ad::custom_gradient(
-      {x}, [](const std::vector<ad::Tensor>& in) { return std::vector<ad::Tensor>{ad::exp(in[0])}; },
-      [](const std::vector<ad::Tensor>&, const std::vector<ad::Tensor>& out, const std::vector<ad::Tensor>& dy) {
+      {x},
+      [](const std::vector<ad::Tensor>& in) { return std::vector<ad::Tensor>{ad::exp(in[0])}; },
+      [](const std::vector<ad::Tensor>&, const std::vector<ad::Tensor>& out,
+         const std::vector<ad::Tensor>& dy) {
         return std::vector<ad::Tensor>{out[0] * dy[0] * 2.0};
       })[0];
   ad::Session s(g);

@@ -34,12 +34,13 @@ BOOST_AUTO_TEST_CASE(feed_with_wrong_dtype_or_shape_is_rejected) {
   auto x = ad::placeholder(g, ad::DType::Float32, {-1, 3}, "x");
   auto y = x * 2.0;
   ad::Session s(g);
-  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float64, {2, 3})}}), ad::InvalidArgumentError,
+  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float64, {2, 3})}}),
+                        ad::InvalidArgumentError,
                         (MessageHas{{"'x:0'", "float64[2, 3]", "float32[?, 3]"}}));
-  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float32, {2, 4})}}), ad::InvalidArgumentError,
-                        (MessageHas{{"'x:0'", "[2, 4]", "[?, 3]"}}));
-  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float32, {3})}}), ad::InvalidArgumentError,
-                        (MessageHas{{"[3]", "[?, 3]"}}));
+  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float32, {2, 4})}}),
+                        ad::InvalidArgumentError, (MessageHas{{"'x:0'", "[2, 4]", "[?, 3]"}}));
+  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float32, {3})}}),
+                        ad::InvalidArgumentError, (MessageHas{{"[3]", "[?, 3]"}}));
   const auto ok = s.eval(y, {{x, ad::Array::full(ad::DType::Float32, {5, 3}, 1.0)}});
   BOOST_TEST(ok.shape() == ad::Shape({5, 3}));
 }
@@ -120,8 +121,8 @@ BOOST_AUTO_TEST_CASE(check_numerics_option_names_the_first_bad_node) {
   auto y = ad::log(x);
   auto z = y * 2.0;
   ad::Session s(g, {.check_numerics = true});
-  BOOST_CHECK_EXCEPTION(s.eval(z, {{x, ad::Array::from<float>({1.f, -1.f}, {2})}}), ad::InvalidArgumentError,
-                        (MessageHas{{"Log 'Log'", "NaN or Inf", "x:0"}}));
+  BOOST_CHECK_EXCEPTION(s.eval(z, {{x, ad::Array::from<float>({1.f, -1.f}, {2})}}),
+                        ad::InvalidArgumentError, (MessageHas{{"Log 'Log'", "NaN or Inf", "x:0"}}));
 }
 
 BOOST_AUTO_TEST_CASE(memory_limit_is_enforced_with_a_clear_error) {
@@ -129,8 +130,8 @@ BOOST_AUTO_TEST_CASE(memory_limit_is_enforced_with_a_clear_error) {
   auto x = ad::placeholder(g, ad::DType::Float32, {-1}, "x");
   auto y = ad::exp(x);
   ad::Session s(g, {.memory_limit_bytes = 1 << 20});
-  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float32, {1 << 20})}}), ad::ResourceExhaustedError,
-                        (MessageHas{{"Exp 'Exp'", "memory limit"}}));
+  BOOST_CHECK_EXCEPTION(s.eval(y, {{x, ad::Array(ad::DType::Float32, {1 << 20})}}),
+                        ad::ResourceExhaustedError, (MessageHas{{"Exp 'Exp'", "memory limit"}}));
   BOOST_TEST(s.eval(y, {{x, ad::Array(ad::DType::Float32, {16})}}).size() == 16);
 }
 

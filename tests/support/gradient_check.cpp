@@ -25,8 +25,8 @@ Array random_normal(const Shape& shape, std::uint64_t seed, double mean, double 
   return Array::from(v, shape);
 }
 
-void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Array>& values,
-                    double tolerance, bool second_order) {
+void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                    const std::vector<Array>& values, double tolerance, bool second_order) {
   Graph graph;
   std::vector<Tensor> xs;
   for (std::size_t i = 0; i < values.size(); ++i) {
@@ -35,8 +35,9 @@ void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f, 
   const Tensor y = f(xs);
   Session session(graph);
   const auto first = compute_gradient_error(session, xs, values, y);
-  BOOST_TEST(first.max_error <= tolerance, "first-order gradient error " << first.max_error << " > " << tolerance
-                                                                         << " at " << first.worst);
+  BOOST_TEST(first.max_error <= tolerance, "first-order gradient error " << first.max_error << " > "
+                                                                         << tolerance << " at "
+                                                                         << first.worst);
   if (!second_order) return;
   // Second order: differentiate z = sum_k v_k * dy/dx_k (v random, fed) with respect to xs.
   std::vector<GradTarget> targets(xs.begin(), xs.end());
@@ -55,8 +56,9 @@ void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f, 
   // through a scalar: z = sum over terms of (term projected), built as one tensor per term.
   for (const auto& term : terms) {
     const auto second = compute_gradient_error(session, xs, values, term, feeds);
-    BOOST_TEST(second.max_error <= tolerance, "second-order gradient error " << second.max_error << " > "
-                                                                              << tolerance << " at " << second.worst);
+    BOOST_TEST(second.max_error <= tolerance, "second-order gradient error "
+                                                  << second.max_error << " > " << tolerance
+                                                  << " at " << second.worst);
   }
 }
 

@@ -24,8 +24,9 @@ Array random_normal(const Shape& shape, std::uint64_t seed, double mean = 0.0, d
 // Builds y = f(placeholders shaped like `values`) in a fresh graph, then checks the first-order
 // gradient (and, with second_order, the gradient of a random projection of the gradient) against
 // central differences. Fails the current test case with the worst element when error > tolerance.
-void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Array>& values,
-                    double tolerance = 1e-6, bool second_order = false);
+void check_gradient(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                    const std::vector<Array>& values, double tolerance = 1e-6,
+                    bool second_order = false);
 
 // Predicate for BOOST_CHECK_EXCEPTION: the message contains every fragment.
 struct MessageHas {

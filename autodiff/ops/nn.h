@@ -1,0 +1,46 @@
+// Neural-network ops: moments, the batch-normalization formula, softmax and cross-entropies.
+#pragma once
+
+#include <vector>
+
+#include "autodiff/tensor.h"
+
+namespace ad {
+
+struct Moments {
+  Tensor mean;
+  Tensor variance;  // biased (divide by N)
+};
+
+// Mean and biased variance over `axes` (two passes: the variance is the mean of squared
+// deviations from the mean, never E[x^2] - E[x]^2, so inputs with a large mean stay accurate).
+// As TF's nn.moments, the variance is built from stop_gradient(mean); its value is the same.
+[[nodiscard]] Moments moments(const Tensor& x, const std::vector<int>& axes, bool keepdims = false);
+
+namespace nn {
+
+using ad::moments;
+
+// TF's tf.nn.batch_normalization, with its exact op order:
+//   inv = rsqrt(variance + epsilon); inv *= scale (if given);
+//   y = x * inv + (offset - mean * inv)   (or x * inv - mean * inv without offset).
+// mean, variance, offset and scale broadcast against x; offset and scale may be empty Tensors.
+[[nodiscard]] Tensor batch_normalization(const Tensor& x, const Tensor& mean,
+                                         const Tensor& variance, const Tensor& offset,
+                                         const Tensor& scale, double epsilon);
+
+[[nodiscard]] Tensor softmax(const Tensor& logits, int axis = -1);
+[[nodiscard]] Tensor log_softmax(const Tensor& logits, int axis = -1);
+// Per-example loss: labels Int64 [batch] (class indices), logits [batch, classes] -> [batch].
+// A label outside [0, classes) is an InvalidArgumentError naming the row and the value.
+[[nodiscard]] Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels,
+                                                              const Tensor& logits);
+// labels: a probability distribution per row, same shape as logits -> [batch].
+[[nodiscard]] Tensor softmax_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits);
+// Elementwise: max(x, 0) - x * z + log(1 + exp(-|x|)).
+[[nodiscard]] Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits);
+// sum(x^2) / 2.
+[[nodiscard]] Tensor l2_loss(const Tensor& x);
+
+}  // namespace nn
+}  // namespace ad

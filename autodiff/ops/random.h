@@ -1,0 +1,31 @@
+// Random ops. Each run of a random op draws new values; the sequence is fixed by the graph seed
+// (Graph::set_seed) and the op seed, so a program gives the same values every time it runs, with
+// any number of threads (counter-based generator: each element's value depends only on the seeds,
+// the run count and its index).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "autodiff/graph.h"
+#include "autodiff/tensor.h"
+
+namespace ad {
+
+struct RandomOptions {
+  DType dtype = DType::Float32;
+  std::optional<std::int64_t> seed{};  // the op seed; unset: the graph assigns one
+};
+
+[[nodiscard]] Tensor random_normal(Graph& graph, const Shape& shape, double mean = 0.0,
+                                   double stddev = 1.0, const RandomOptions& options = {});
+[[nodiscard]] Tensor random_uniform(Graph& graph, const Shape& shape, double minval = 0.0,
+                                    double maxval = 1.0, const RandomOptions& options = {});
+// Normal values redrawn until they lie within two standard deviations of the mean.
+[[nodiscard]] Tensor truncated_normal(Graph& graph, const Shape& shape, double mean = 0.0,
+                                      double stddev = 1.0, const RandomOptions& options = {});
+// Same, with the shape given at run time by a 1-D Int64 tensor (e.g. dropout masks).
+[[nodiscard]] Tensor random_uniform(const Tensor& dims, double minval = 0.0, double maxval = 1.0,
+                                    const RandomOptions& options = {});
+
+}  // namespace ad
