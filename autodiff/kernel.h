@@ -3,6 +3,7 @@
 #pragma once
 
 #include <any>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,18 @@ class VariableStore {
     Array& value = slot(graph, id);
     (void)value.raw_mutable_data();  // makes the storage exclusive
     f(value);
+  }
+  // Calls f(values), an std::array<Array*, N>, with exclusive storage for several variables under
+  // one lock: fused optimizer updates change a variable and its slots together.
+  template <std::size_t N, class F>
+  void update(const Graph& graph, const std::array<int, N>& ids, F&& f) {
+    const std::lock_guard lock(mutex_);
+    std::array<Array*, N> values{};
+    for (std::size_t k = 0; k < N; ++k) {
+      values[k] = &slot(graph, ids[k]);
+      (void)values[k]->raw_mutable_data();
+    }
+    f(values);
   }
 
  private:
