@@ -242,7 +242,7 @@ void custom_gradient_gradient(GradContext& g) {
   for (int i = k; i < g.num_inputs(); ++i) inputs.push_back(g.input(i));
   for (int i = 0; i < k; ++i) {
     outputs.push_back(g.output(i));
-    grads.push_back(g.grad_output_or_zeros(i));
+    grads.push_back(g.grad_output(i));
   }
   const auto result = attrs.gradient(inputs, outputs, grads);
   if (result.size() != inputs.size()) {

@@ -1,0 +1,379 @@
+// The fused batch-norm gradient kernel and its own (double-backward) gradient.
+#include "autodiff/ops/fused_batch_norm.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "autodiff/error.h"
+#include "autodiff/gradients.h"
+#include "autodiff/kernel.h"
+#include "autodiff/ops/basic.h"
+#include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/reduce.h"
+
+namespace ad {
+
+namespace {
+
+struct FusedGradAttrs {
+  double epsilon;
+  std::vector<int> reduction_axes;
+  bool training;
+  bool has_scale;
+};
+
+// How x is walked: a kept-axes block that is contiguous in memory gives x the view
+// [outer, channels, inner]; otherwise each element's channel comes from an odometer.
+struct ChannelLayout {
+  std::int64_t outer = 1;
+  std::int64_t channels = 1;
+  std::int64_t inner = 1;
+  bool contiguous = true;
+};
+
+ChannelLayout channel_layout(const Shape& shape, const std::vector<int>& reduction_axes) {
+  std::vector<char> kept(static_cast<std::size_t>(shape.rank()), 1);
+  for (int a : reduction_axes) kept[static_cast<std::size_t>(a)] = 0;
+  int first = -1;
+  int last = -1;
+  for (int d = 0; d < shape.rank(); ++d) {
+    if (kept[static_cast<std::size_t>(d)] && shape[d] != 1) {
+      if (first < 0) first = d;
+      last = d;
+    }
+  }
+  ChannelLayout layout;
+  if (first < 0) {  // a single channel
+    layout.inner = shape.num_elements();
+    return layout;
+  }
+  for (int d = 0; d < shape.rank(); ++d) {
+    const auto dim = shape[d];
+    if (d < first) {
+      layout.outer *= dim;
+    } else if (d > last) {
+      layout.inner *= dim;
+    } else {
+      layout.channels *= dim;
+      if (!kept[static_cast<std::size_t>(d)] && dim != 1) layout.contiguous = false;
+    }
+  }
+  return layout;
+}
+
+// Channel index of every element, for layouts whose kept axes are not contiguous.
+std::vector<std::int64_t> channel_index(const Shape& shape,
+                                        const std::vector<int>& reduction_axes) {
+  std::vector<char> kept(static_cast<std::size_t>(shape.rank()), 1);
+  for (int a : reduction_axes) kept[static_cast<std::size_t>(a)] = 0;
+  const auto n = static_cast<std::size_t>(shape.num_elements());
+  std::vector<std::int64_t> channel(n);
+  std::vector<std::int64_t> index(static_cast<std::size_t>(shape.rank()), 0);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int64_t c = 0;
+    for (int d = 0; d < shape.rank(); ++d) {
+      if (kept[static_cast<std::size_t>(d)]) c = c * shape[d] + index[static_cast<std::size_t>(d)];
+    }
+    channel[i] = c;
+    for (int d = shape.rank() - 1; d >= 0; --d) {
+      if (++index[static_cast<std::size_t>(d)] < shape[d]) break;
+      index[static_cast<std::size_t>(d)] = 0;
+    }
+  }
+  return channel;
+}
+
+// Derivation. Per channel c, over its N elements i, with mean mu, variance var (biased, of x in
+// training), s = 1/sqrt(var + epsilon), x_hat_i = (x_i - mu) s, scale gamma, upstream dy_i:
+//   doffset = sum_i dy_i
+//   dscale  = sum_i dy_i x_hat_i = s * sum_i dy_i (x_i - mu)
+// Training (mu and var depend on x):
+//   dx_i = gamma s (dy_i - doffset / N - x_hat_i dscale / N)
+//        = a dy_i + k x_i + b,   a = gamma s,  k = -gamma s^2 dscale / N,  b = -a doffset / N - k
+//        mu
+// Inference (mu, var are constants): dx_i = gamma s dy_i.
+// Pass 1 gathers sum dy and sum dy (x - mu) per channel (double accumulators); pass 2 writes dx.
+constexpr std::int64_t kRowBlock = 256;  // rows per partial sum in the [rows, channels] layout
+
+template <class T>
+void channel_sums(const ChannelLayout& l, const T* x, const T* dy, const T* mean, double* sum_dy,
+                  double* sum_dyx) {
+  const std::int64_t C = l.channels;
+  if (l.inner > 1 || C == 1) {
+#pragma omp parallel for schedule(static) if (l.outer * C * l.inner >= (1 << 15))
+    for (std::int64_t c = 0; c < C; ++c) {
+      double s1 = 0;
+      double s2 = 0;
+      const double mu = static_cast<double>(mean[c]);
+      for (std::int64_t o = 0; o < l.outer; ++o) {
+        const T* xo = x + (o * C + c) * l.inner;
+        const T* go = dy + (o * C + c) * l.inner;
+        double p1 = 0;
+        double p2 = 0;
+#pragma omp simd reduction(+ : p1, p2)
+        for (std::int64_t i = 0; i < l.inner; ++i) {
+          const double g = static_cast<double>(go[i]);
+          p1 += g;
+          p2 += g * (static_cast<double>(xo[i]) - mu);
+        }
+        s1 += p1;
+        s2 += p2;
+      }
+      sum_dy[c] = s1;
+      sum_dyx[c] = s2;
+    }
+    return;
+  }
+  // [rows, C]: per-channel vectors accumulated over fixed row blocks, combined in block order.
+  const std::int64_t rows = l.outer;
+  const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
+  thread_local std::vector<double> partial;
+  partial.assign(static_cast<std::size_t>(blocks * 2 * C), 0.0);
+  double* part = partial.data();
+#pragma omp parallel for schedule(static) if (rows * C >= (1 << 15))
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    double* p1 = part + b * 2 * C;
+    double* p2 = p1 + C;
+    const std::int64_t end = std::min(rows, (b + 1) * kRowBlock);
+    for (std::int64_t r = b * kRowBlock; r < end; ++r) {
+      const T* xr = x + r * C;
+      const T* gr = dy + r * C;
+#pragma omp simd
+      for (std::int64_t c = 0; c < C; ++c) {
+        const double g = static_cast<double>(gr[c]);
+        p1[c] += g;
+        p2[c] += g * (static_cast<double>(xr[c]) - static_cast<double>(mean[c]));
+      }
+    }
+  }
+  for (std::int64_t c = 0; c < C; ++c) {
+    sum_dy[c] = 0;
+    sum_dyx[c] = 0;
+  }
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const double* p1 = part + b * 2 * C;
+    const double* p2 = p1 + C;
+    for (std::int64_t c = 0; c < C; ++c) {
+      sum_dy[c] += p1[c];
+      sum_dyx[c] += p2[c];
+    }
+  }
+}
+
+// dx = a[c] * dy + k[c] * x + b[c]
+template <class T>
+void affine_dx(const ChannelLayout& l, const T* x, const T* dy, const T* a, const T* k, const T* b,
+               T* dx) {
+  const std::int64_t C = l.channels;
+  const std::int64_t total = l.outer * C * l.inner;
+  if (l.inner > 1 || C == 1) {
+#pragma omp parallel for collapse(2) schedule(static) if (total >= (1 << 15))
+    for (std::int64_t o = 0; o < l.outer; ++o) {
+      for (std::int64_t c = 0; c < C; ++c) {
+        const std::int64_t base = (o * C + c) * l.inner;
+        const T ac = a[c];
+        const T kc = k[c];
+        const T bc = b[c];
+#pragma omp simd
+        for (std::int64_t i = 0; i < l.inner; ++i)
+          dx[base + i] = ac * dy[base + i] + kc * x[base + i] + bc;
+      }
+    }
+    return;
+  }
+#pragma omp parallel for schedule(static) if (total >= (1 << 15))
+  for (std::int64_t r = 0; r < l.outer; ++r) {
+    const std::int64_t base = r * C;
+#pragma omp simd
+    for (std::int64_t c = 0; c < C; ++c)
+      dx[base + c] = a[c] * dy[base + c] + k[c] * x[base + c] + b[c];
+  }
+}
+
+template <class T>
+void fused_grad(KernelContext& ctx) {
+  const auto& attrs = ctx.attrs<FusedGradAttrs>();
+  const Array& dy = ctx.input(0);
+  const Array& x = ctx.input(1);
+  const int stats = attrs.has_scale ? 3 : 2;
+  const Array* scale = attrs.has_scale ? &ctx.input(2) : nullptr;
+  const Array& mean = ctx.input(stats);
+  const Array& variance = ctx.input(stats + 1);
+  if (!(dy.shape() == x.shape()))
+    ctx.fail(str("dy has shape ", dy.shape(), " but x has ", x.shape()));
+  Shape stat_shape = x.shape();
+  for (int a : attrs.reduction_axes) stat_shape[a] = 1;
+  const Array* per_channel[] = {&mean, &variance, scale};
+  for (const Array* p : per_channel) {
+    if (p != nullptr && p->size() != stat_shape.num_elements()) {
+      ctx.fail(str("statistics of shape ", p->shape(), " do not fit x of shape ", x.shape(),
+                   " (expected ", stat_shape, ")"));
+    }
+  }
+  const ChannelLayout layout = channel_layout(x.shape(), attrs.reduction_axes);
+  const std::int64_t C = stat_shape.num_elements();
+  const std::int64_t per_channel_count = C == 0 ? 0 : x.size() / C;
+  Array& dx = ctx.allocate_output(0, x.shape());
+  Array& dscale = ctx.allocate_output(1, stat_shape);
+  Array& doffset = ctx.allocate_output(2, stat_shape);
+  if (x.size() == 0) {
+    std::fill_n(dscale.mutable_data<T>().data(), C, T{0});
+    std::fill_n(doffset.mutable_data<T>().data(), C, T{0});
+    return;
+  }
+  const T* xp = x.data<T>().data();
+  const T* gp = dy.data<T>().data();
+  const T* mp = mean.data<T>().data();
+  const T* vp = variance.data<T>().data();
+  thread_local std::vector<double> sums;
+  sums.assign(static_cast<std::size_t>(2 * C), 0.0);
+  double* sum_dy = sums.data();
+  double* sum_dyx = sum_dy + C;
+  std::vector<std::int64_t> channel;
+  if (layout.contiguous) {
+    channel_sums(layout, xp, gp, mp, sum_dy, sum_dyx);
+  } else {
+    channel = channel_index(x.shape(), attrs.reduction_axes);
+    for (std::int64_t i = 0; i < x.size(); ++i) {
+      const auto c = channel[static_cast<std::size_t>(i)];
+      sum_dy[c] += static_cast<double>(gp[i]);
+      sum_dyx[c] +=
+          static_cast<double>(gp[i]) * (static_cast<double>(xp[i]) - static_cast<double>(mp[c]));
+    }
+  }
+  thread_local std::vector<T> coefficients;
+  coefficients.resize(static_cast<std::size_t>(3 * C));
+  T* a = coefficients.data();
+  T* k = a + C;
+  T* b = k + C;
+  T* ds = dscale.mutable_data<T>().data();
+  T* dof = doffset.mutable_data<T>().data();
+  const double n = static_cast<double>(per_channel_count);
+  for (std::int64_t c = 0; c < C; ++c) {
+    const double s = 1.0 / std::sqrt(static_cast<double>(vp[c]) + attrs.epsilon);
+    const double gamma =
+        scale ? static_cast<double>(scale->data<T>()[static_cast<std::size_t>(c)]) : 1.0;
+    const double d_offset = sum_dy[c];
+    const double d_scale = s * sum_dyx[c];
+    ds[c] = static_cast<T>(d_scale);
+    dof[c] = static_cast<T>(d_offset);
+    const double ac = gamma * s;
+    if (attrs.training) {
+      const double kc = -gamma * s * s * d_scale / n;
+      a[c] = static_cast<T>(ac);
+      k[c] = static_cast<T>(kc);
+      b[c] = static_cast<T>(-ac * d_offset / n - kc * static_cast<double>(mp[c]));
+    } else {
+      a[c] = static_cast<T>(ac);
+      k[c] = T{0};
+      b[c] = T{0};
+    }
+  }
+  T* dxp = dx.mutable_data<T>().data();
+  if (layout.contiguous) {
+    affine_dx(layout, xp, gp, a, k, b, dxp);
+  } else {
+    for (std::int64_t i = 0; i < x.size(); ++i) {
+      const auto c = channel[static_cast<std::size_t>(i)];
+      dxp[i] = a[c] * gp[i] + k[c] * xp[i] + b[c];
+    }
+  }
+}
+
+void fused_grad_kernel(KernelContext& ctx) {
+  dispatch_floating(ctx.input(1).dtype(), [&](auto tag) { fused_grad<decltype(tag)>(ctx); });
+}
+
+// Double backward: the first-order formulas above, re-expressed with ordinary ops (in training,
+// mean and variance recomputed from x without stop_gradient, so the result is exact), then
+// differentiated with the incoming gradients of dx, dscale and doffset.
+void fused_grad_gradient(GradContext& g) {
+  const auto& attrs = g.attrs<FusedGradAttrs>();
+  const auto& axes = attrs.reduction_axes;
+  const Tensor dy = g.input(0);
+  const Tensor x = g.input(1);
+  const int stats = attrs.has_scale ? 3 : 2;
+  const Tensor scale = attrs.has_scale ? g.input(2) : Tensor();
+  Tensor mean = g.input(stats);
+  Tensor variance = g.input(stats + 1);
+  if (attrs.training) {
+    mean = reduce_mean(x, axes, true);
+    variance = reduce_mean(square(x - mean), axes, true);
+  }
+  const Tensor s = rsqrt(variance + attrs.epsilon);
+  const Tensor x_hat = (x - mean) * s;
+  const Tensor doffset = reduce_sum(dy, axes, true);
+  const Tensor dscale = reduce_sum(dy * x_hat, axes, true);
+  const Tensor gamma_s = scale ? scale * s : s;
+  const Tensor dx = attrs.training ? gamma_s * (dy - reduce_mean(dy, axes, true) -
+                                                x_hat * reduce_mean(dy * x_hat, axes, true))
+                                   : dy * gamma_s;
+  std::vector<Tensor> ys;
+  std::vector<Tensor> grad_ys;
+  const Tensor firsts[] = {dx, dscale, doffset};
+  for (int i = 0; i < 3; ++i) {
+    if (g.grad_output(i)) {
+      ys.push_back(firsts[i]);
+      grad_ys.push_back(g.grad_output(i));
+    }
+  }
+  std::vector<GradTarget> targets{dy, x};
+  if (scale) targets.emplace_back(scale);
+  if (!attrs.training) {
+    targets.emplace_back(g.input(stats));
+    targets.emplace_back(g.input(stats + 1));
+  }
+  const auto grads = gradients(ys, targets, grad_ys);
+  g.set(0, grads[0]);
+  g.set(1, grads[1]);
+  std::size_t next = 2;
+  if (scale) g.set(2, grads[next++]);
+  if (!attrs.training) {
+    g.set(stats, grads[next]);
+    g.set(stats + 1, grads[next + 1]);
+  }
+}
+
+const OpDef kFusedBatchNormGradOp{
+    .name = "FusedBatchNormGrad", .kernel = fused_grad_kernel, .gradient = fused_grad_gradient};
+
+}  // namespace
+
+FusedBatchNormGrad fused_batch_norm_grad(const Tensor& dy, const Tensor& x, const Tensor& scale,
+                                         const Tensor& mean, const Tensor& variance, double epsilon,
+                                         const std::vector<int>& reduction_axes, bool training) {
+  if (!dy || !x || !mean || !variance)
+    throw ValueError("fused_batch_norm_grad: an input is an empty Tensor");
+  if (!is_floating(x.dtype())) {
+    throw ValueError(str("fused_batch_norm_grad: x '", x.name(), "' is ", x.dtype(),
+                         "; expected float32 or float64"));
+  }
+  std::vector<Tensor> inputs{dy, x};
+  if (scale) inputs.push_back(scale);
+  inputs.push_back(mean);
+  inputs.push_back(variance);
+  for (const auto& t : inputs) {
+    if (t.dtype() != x.dtype()) {
+      throw ValueError(
+          str("fused_batch_norm_grad: '", t.name(), "' is ", t.dtype(), " but x is ", x.dtype()));
+    }
+  }
+  std::vector<int> axes;
+  for (int a : reduction_axes)
+    axes.push_back(normalize_axis(a, x.shape().rank(), "fused_batch_norm_grad"));
+  std::sort(axes.begin(), axes.end());
+  Shape stat_shape = x.shape();
+  for (int a : axes) stat_shape[a] = 1;
+  if (mean.shape().rank() != stat_shape.rank() || !mean.shape().is_compatible_with(stat_shape)) {
+    throw ValueError(str("fused_batch_norm_grad: statistics of shape ", mean.shape(),
+                         " do not fit x of shape ", x.shape(),
+                         " reduced over its batch axes (expected ", stat_shape, ")"));
+  }
+  auto outs = x.graph().record(
+      kFusedBatchNormGradOp, inputs,
+      {{x.dtype(), x.shape()}, {x.dtype(), mean.shape()}, {x.dtype(), mean.shape()}},
+      FusedGradAttrs{epsilon, axes, training, static_cast<bool>(scale)});
+  return {outs[0], outs[1], outs[2]};
+}
+
+}  // namespace ad

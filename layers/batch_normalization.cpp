@@ -1,0 +1,665 @@
+// batch_normalization: configuration resolution (spec §4), variables (§3), the training and
+// inference compositions (§5), TF's fused-kernel statistics convention (§6), training as a bool or
+// a tensor (§7), and the hand-written gradient attached through custom_gradient.
+#include "layers/batch_normalization.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "autodiff/error.h"
+#include "autodiff/gradients.h"
+#include "autodiff/kernel.h"
+#include "autodiff/ops/array.h"
+#include "autodiff/ops/basic.h"
+#include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/fused_batch_norm.h"
+#include "autodiff/ops/nn.h"
+#include "autodiff/ops/reduce.h"
+#include "autodiff/session.h"
+#include "autodiff/warnings.h"
+
+namespace ad::layers {
+
+namespace {
+
+constexpr double kFusedMinEpsilon =
+    1.001e-5;  // TF raises a smaller epsilon to this on its fused path
+
+std::string label(const std::string& scope) { return str("batch_normalization '", scope, "'"); }
+
+std::string axes_string(const std::vector<int>& axes) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < axes.size(); ++i) out += (i ? ", " : "") + std::to_string(axes[i]);
+  return out + "]";
+}
+
+Tensor reshape_to(const Tensor& t, const Shape& shape) {
+  return t.shape() == shape ? t : reshape(t, shape);
+}
+
+Tensor as_tensor(Graph& graph, const ScalarArg& value, DType dtype) {
+  if (const double* number = std::get_if<double>(&value)) return scalar(graph, *number, dtype);
+  const Tensor& t = std::get<Tensor>(value);
+  if (!t) throw ValueError("batch_normalization: a scalar argument is an empty Tensor");
+  if (t.shape().rank() != 0) {
+    throw ValueError(
+        str("batch_normalization: '", t.name(), "' must be a scalar, not ", t.shape()));
+  }
+  return cast(t, dtype);
+}
+
+// (1 - momentum): formed in double and converted once for a number, as TF does in Python.
+Tensor decay(Graph& graph, const ScalarArg& momentum, DType dtype) {
+  if (const double* m = std::get_if<double>(&momentum)) return scalar(graph, 1.0 - *m, dtype);
+  return 1.0 - as_tensor(graph, momentum, dtype);
+}
+
+Initializer or_constant(const Initializer& init, double value) {
+  if (init) return init;
+  return [value](Graph& graph, const Shape& shape, DType dtype) {
+    return constant(graph, Array::full(dtype, shape, value));
+  };
+}
+
+// sqrt(init): moving_stddev and renorm_stddev start at the square root of moving_variance's start.
+Initializer sqrt_of(Initializer init) {
+  return [init](Graph& graph, const Shape& shape, DType dtype) {
+    return sqrt(init(graph, shape, dtype));
+  };
+}
+
+// Exact batch moments (no stop_gradient inside, so every derivative order is exact; values and
+// first-order gradients equal TF's nn.moments).
+std::pair<Tensor, Tensor> batch_moments(const Tensor& x, const std::vector<int>& axes) {
+  const Tensor mean = reduce_mean(x, axes, true);
+  return {mean, reduce_mean(squared_difference(x, mean), axes, true)};
+}
+
+// ---- virtual batches: [B, ...] <-> [V, B/V, ...] as private zero-copy ops ----------------------
+
+struct GhostAttrs {
+  std::int64_t virtual_batch_size;
+  std::string layer;
+};
+
+void ghost_split_kernel(KernelContext& ctx) {
+  const auto& attrs = ctx.attrs<GhostAttrs>();
+  const Array& x = ctx.input(0);
+  const std::int64_t batch = x.shape()[0];
+  if (batch % attrs.virtual_batch_size != 0) {
+    ctx.fail(str(label(attrs.layer), ": the batch of ", batch, " (input shape ", x.shape(),
+                 ") is not divisible by virtual_batch_size ", attrs.virtual_batch_size));
+  }
+  Shape shape = x.shape();
+  shape[0] = batch / attrs.virtual_batch_size;
+  shape.insert(0, attrs.virtual_batch_size);
+  ctx.set_output(0, x.reshaped(shape));
+}
+
+void ghost_merge_kernel(KernelContext& ctx) {
+  const Array& x = ctx.input(0);
+  Shape shape = x.shape();
+  const std::int64_t batch = shape[0] * shape[1];
+  shape.erase(0);
+  shape[0] = batch;
+  ctx.set_output(0, x.reshaped(shape));
+}
+
+Tensor ghost_split(const Tensor& x, std::int64_t v, const std::string& layer);
+Tensor ghost_merge(const Tensor& x, const std::string& layer);
+
+void ghost_split_gradient(GradContext& g) {
+  g.set(0, ghost_merge(g.grad_output(0), g.attrs<GhostAttrs>().layer));
+}
+void ghost_merge_gradient(GradContext& g) {
+  g.set(0, ghost_split(g.grad_output(0), g.attrs<GhostAttrs>().virtual_batch_size,
+                       g.attrs<GhostAttrs>().layer));
+}
+
+const OpDef kGhostSplitOp{
+    .name = "VirtualBatchSplit", .kernel = ghost_split_kernel, .gradient = ghost_split_gradient};
+const OpDef kGhostMergeOp{
+    .name = "VirtualBatchMerge", .kernel = ghost_merge_kernel, .gradient = ghost_merge_gradient};
+
+Tensor ghost_split(const Tensor& x, std::int64_t v, const std::string& layer) {
+  Shape shape = x.shape();
+  shape[0] = shape[0] < 0 ? -1 : shape[0] / v;
+  shape.insert(0, v);
+  const Tensor inputs[] = {x};
+  return x.graph().record1(kGhostSplitOp, inputs, {x.dtype(), shape}, GhostAttrs{v, layer});
+}
+
+Tensor ghost_merge(const Tensor& x, const std::string& layer) {
+  Shape shape = x.shape();
+  const std::int64_t batch = shape[0] < 0 || shape[1] < 0 ? -1 : shape[0] * shape[1];
+  shape.erase(0);
+  shape[0] = batch;
+  const Tensor inputs[] = {x};
+  return x.graph().record1(kGhostMergeOp, inputs, {x.dtype(), shape},
+                           GhostAttrs{x.shape()[0], layer});
+}
+
+// ---- the fused-gradient compositions
+// --------------------------------------------------------------
+
+// Training: returns {y, batch mean, batch variance} (keepdims shapes); the gradient is
+// fused_batch_norm_grad.
+std::vector<Tensor> fused_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
+                                   const std::vector<int>& axes, double epsilon) {
+  std::vector<Tensor> inputs{x};
+  if (gamma) inputs.push_back(gamma);
+  if (beta) inputs.push_back(beta);
+  const bool has_scale = static_cast<bool>(gamma);
+  const bool has_offset = static_cast<bool>(beta);
+  return custom_gradient(
+      inputs,
+      [&](const std::vector<Tensor>& in) {
+        const auto [mean, variance] = batch_moments(in[0], axes);
+        const Tensor y =
+            nn::batch_normalization(in[0], mean, variance, has_offset ? in.back() : Tensor(),
+                                    has_scale ? in[1] : Tensor(), epsilon);
+        return std::vector<Tensor>{y, mean, variance};
+      },
+      [axes, epsilon, has_scale, has_offset](const std::vector<Tensor>& in,
+                                             const std::vector<Tensor>& out,
+                                             const std::vector<Tensor>& dys) {
+        const Tensor& x_in = in[0];
+        const Tensor scale = has_scale ? in[1] : Tensor();
+        std::vector<Tensor> grads(in.size());
+        if (dys[0]) {
+          const auto r =
+              fused_batch_norm_grad(dys[0], x_in, scale, out[1], out[2], epsilon, axes, true);
+          grads[0] = r.dx;
+          if (has_scale) grads[1] = r.dscale;
+          if (has_offset) grads.back() = r.doffset;
+        }
+        // Gradients arriving at the batch statistics themselves (rare: user losses on them):
+        // d mean/dx = 1/N, d var/dx = 2 (x - mean)/N.
+        if (dys[1] || dys[2]) {
+          Tensor per_channel = dys[1] ? dys[1] : zeros_like(out[1]);
+          Tensor extra = broadcast_like(per_channel, x_in);
+          if (dys[2]) extra = extra + dys[2] * (x_in - out[1]) * 2.0;
+          const Tensor n = cast(size(x_in), x_in.dtype()) / cast(size(out[1]), x_in.dtype());
+          extra = extra / n;
+          grads[0] = grads[0] ? grads[0] + extra : extra;
+        }
+        return grads;
+      });
+}
+
+// Inference: y from the population statistics; gradients reach x, gamma, beta and both statistics.
+Tensor fused_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                       const Tensor& variance, const std::vector<int>& axes, double epsilon) {
+  std::vector<Tensor> inputs{x};
+  if (gamma) inputs.push_back(gamma);
+  if (beta) inputs.push_back(beta);
+  inputs.push_back(mean);
+  inputs.push_back(variance);
+  const bool has_scale = static_cast<bool>(gamma);
+  const bool has_offset = static_cast<bool>(beta);
+  return custom_gradient(
+             inputs,
+             [&](const std::vector<Tensor>& in) {
+               const std::size_t k = in.size();
+               return std::vector<Tensor>{nn::batch_normalization(
+                   in[0], in[k - 2], in[k - 1], has_offset ? in[k - 3] : Tensor(),
+                   has_scale ? in[1] : Tensor(), epsilon)};
+             },
+             [axes, epsilon, has_scale, has_offset](const std::vector<Tensor>& in,
+                                                    const std::vector<Tensor>&,
+                                                    const std::vector<Tensor>& dys) {
+               const std::size_t k = in.size();
+               std::vector<Tensor> grads(k);
+               if (!dys[0]) return grads;
+               const Tensor scale = has_scale ? in[1] : Tensor();
+               const Tensor& m = in[k - 2];
+               const Tensor& v = in[k - 1];
+               const auto r =
+                   fused_batch_norm_grad(dys[0], in[0], scale, m, v, epsilon, axes, false);
+               grads[0] = r.dx;
+               if (has_scale) grads[1] = r.dscale;
+               if (has_offset) grads[k - 3] = r.doffset;
+               // d/dm = -gamma s sum(dy) = -gamma s doffset; d/dv = -1/2 gamma s^2 dscale.
+               const Tensor s = rsqrt(v + epsilon);
+               const Tensor gamma_s = scale ? scale * s : s;
+               grads[k - 2] = -(gamma_s * r.doffset);
+               grads[k - 1] = gamma_s * s * r.dscale * -0.5;
+               return grads;
+             })
+      .front();
+}
+
+// (a_scale, a_offset) composed after (b_scale, b_offset): x*b_s + b_o then *a_s + a_o. Absent
+// tensors are the identity (scale 1, offset 0).
+std::pair<Tensor, Tensor> compose(const Tensor& inner_scale, const Tensor& inner_offset,
+                                  const Tensor& outer_scale, const Tensor& outer_offset) {
+  Tensor scale = inner_scale && outer_scale ? inner_scale * outer_scale
+                                            : (inner_scale ? inner_scale : outer_scale);
+  Tensor offset = inner_offset && outer_scale ? inner_offset * outer_scale : inner_offset;
+  if (outer_offset) offset = offset ? offset + outer_offset : outer_offset;
+  return {scale, offset};
+}
+
+}  // namespace
+
+// ---- construction and build
+// ------------------------------------------------------------------------
+
+BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
+    : options_(std::move(options)) {
+  if (options_.renorm) {
+    for (const auto& [key, value] : options_.renorm_clipping) {
+      if (key != "rmax" && key != "rmin" && key != "dmax") {
+        throw ValueError(str("batch_normalization: renorm_clipping contains key '", key,
+                             "' not in [\"rmax\", \"rmin\", \"dmax\"]"));
+      }
+    }
+  }
+}
+
+const BatchNormalizationConfig& BatchNormalization::config() const {
+  if (!built_)
+    throw ValueError("batch_normalization: the layer is not built yet; call it on an input first");
+  return config_;
+}
+
+void BatchNormalization::build(const Tensor& inputs) {
+  const std::string name = label(scope_name_);
+  const Shape& shape = inputs.shape();
+  const int rank = shape.rank();
+  if (rank == 0)
+    throw ValueError(str(name, ": Input has undefined rank: '", inputs.name(), "' is a scalar"));
+  if (!is_floating(inputs.dtype())) {
+    throw ValueError(str(name, ": input '", inputs.name(), "' is ", inputs.dtype(),
+                         "; expected float32 or float64"));
+  }
+  std::vector<int> axes;
+  for (int a : options_.axis.axes()) {
+    const int resolved = a < 0 ? a + rank : a;
+    if (resolved < 0 || resolved >= rank) {
+      throw ValueError(str(name, ": Invalid axis: ", resolved, " (axis ", a, " for input '",
+                           inputs.name(), "' of rank ", rank, ", shape ", shape, ")"));
+    }
+    if (std::find(axes.begin(), axes.end(), resolved) != axes.end()) {
+      throw ValueError(str(name, ": Duplicate axis: ", axes_string(options_.axis.axes()),
+                           " resolves ", a, " to ", resolved, " twice (input shape ", shape, ")"));
+    }
+    axes.push_back(resolved);
+  }
+  if (axes.empty()) throw ValueError(str(name, ": axis is an empty list"));
+  std::sort(axes.begin(), axes.end());
+  const auto& vbs = options_.virtual_batch_size;
+  if (vbs) {
+    if (*vbs <= 0) {
+      throw ValueError(
+          str(name,
+              ": virtual_batch_size must be a positive integer that divides the true batch size "
+              "of the input, got ",
+              *vbs));
+    }
+    if (axes.front() == 0) {
+      throw ValueError(
+          str(name,
+              ": when using virtual_batch_size, the batch dimension must be 0 and thus axis "
+              "cannot include 0 (axis is ",
+              axes_string(options_.axis.axes()), ")"));
+    }
+    if (options_.adjustment) {
+      throw ValueError(
+          str(name, ": when using virtual_batch_size, adjustment cannot be specified"));
+    }
+    if (shape[0] >= 0 && shape[0] % *vbs != 0) {
+      throw ValueError(str(name, ": the batch of ", shape[0], " (input shape ", shape,
+                           ") is not divisible by virtual_batch_size ", *vbs));
+    }
+  }
+  for (int a : axes) {
+    if (shape[a] < 0) {
+      throw ValueError(str(name, ": Input has undefined `axis` dimension: axis ", a, " of '",
+                           inputs.name(), "' has shape ", shape));
+    }
+  }
+  BatchNormalizationConfig& c = config_;
+  c.axes = axes;
+  c.rank = rank;
+  c.dtype = inputs.dtype();
+  c.tf_fused = options_.fused.value_or(true) && rank == 4 && axes.size() == 1 &&
+               (axes[0] == 1 || axes[0] == 3) && !options_.renorm && !vbs && !options_.adjustment &&
+               inputs.dtype() == DType::Float32;
+  c.fused_gradient =
+      options_.fused.value_or(true) && !options_.renorm && !vbs && !options_.adjustment;
+  c.epsilon = c.tf_fused ? std::max(options_.epsilon, kFusedMinEpsilon) : options_.epsilon;
+  // Parameter shape (spec §3) and the shape the parameters broadcast with.
+  Shape full;
+  for (int d = 0; d < rank; ++d)
+    full.push_back(std::find(axes.begin(), axes.end(), d) != axes.end() ? shape[d] : 1);
+  if (vbs) {
+    full.insert(1, 1);
+    c.param_shape = full;
+    c.broadcast_shape = full;
+  } else if (axes.size() == 1) {
+    c.param_shape = Shape{shape[axes[0]]};
+    c.broadcast_shape = axes[0] == rank - 1 ? c.param_shape : full;
+  } else {
+    c.param_shape = full;
+    c.broadcast_shape = full;
+  }
+  c.reduction_axes.clear();
+  const int work_rank = vbs ? rank + 1 : rank;
+  for (int d = 0; d < work_rank; ++d) {
+    const int original =
+        vbs ? (d == 0 ? -1 : d - 1) : d;  // with virtual batches, axis 1 is the group axis
+    if (vbs && d == 1) continue;
+    if (vbs && d == 0) {
+      c.reduction_axes.push_back(0);
+      continue;
+    }
+    if (std::find(axes.begin(), axes.end(), original) == axes.end()) c.reduction_axes.push_back(d);
+  }
+  input_shape_ = shape;
+
+  // Variables, in TF's order (spec §3).
+  Graph& graph = inputs.graph();
+  const DType dtype = inputs.dtype();
+  const auto losses_before = graph.get_collection(GraphKeys::REGULARIZATION_LOSSES).size();
+  const Initializer mv_init = or_constant(options_.moving_variance_initializer, 1.0);
+  const Initializer mm_init = or_constant(options_.moving_mean_initializer, 0.0);
+  if (options_.scale) {
+    gamma_ = get_variable(graph, "gamma",
+                          {.shape = c.param_shape,
+                           .dtype = dtype,
+                           .initializer = or_constant(options_.gamma_initializer, 1.0),
+                           .regularizer = options_.gamma_regularizer,
+                           .constraint = options_.gamma_constraint,
+                           .trainable = options_.trainable});
+  }
+  if (options_.center) {
+    beta_ = get_variable(graph, "beta",
+                         {.shape = c.param_shape,
+                          .dtype = dtype,
+                          .initializer = or_constant(options_.beta_initializer, 0.0),
+                          .regularizer = options_.beta_regularizer,
+                          .constraint = options_.beta_constraint,
+                          .trainable = options_.trainable});
+  }
+  moving_mean_ = get_variable(
+      graph, "moving_mean",
+      {.shape = c.param_shape, .dtype = dtype, .initializer = mm_init, .trainable = false});
+  moving_variance_ = get_variable(
+      graph, "moving_variance",
+      {.shape = c.param_shape, .dtype = dtype, .initializer = mv_init, .trainable = false});
+  if (options_.renorm) {
+    moving_stddev_ = get_variable(graph, "moving_stddev",
+                                  {.shape = c.param_shape,
+                                   .dtype = dtype,
+                                   .initializer = sqrt_of(mv_init),
+                                   .trainable = false});
+    renorm_mean_ = get_variable(
+        graph, "renorm_mean",
+        {.shape = c.param_shape, .dtype = dtype, .initializer = mm_init, .trainable = false});
+    renorm_stddev_ = get_variable(graph, "renorm_stddev",
+                                  {.shape = c.param_shape,
+                                   .dtype = dtype,
+                                   .initializer = sqrt_of(mv_init),
+                                   .trainable = false});
+  }
+  const auto losses = graph.get_collection(GraphKeys::REGULARIZATION_LOSSES);
+  losses_.assign(losses.begin() + static_cast<std::ptrdiff_t>(losses_before), losses.end());
+  built_ = true;
+}
+
+void BatchNormalization::check_input(const Tensor& inputs) const {
+  const Shape& shape = inputs.shape();
+  if (shape.rank() != config_.rank) {
+    throw ValueError(str(label(scope_name_), ": input '", inputs.name(), "' has rank ",
+                         shape.rank(), " (shape ", shape, "), but the layer was built for rank ",
+                         config_.rank, " (shape ", input_shape_, ")"));
+  }
+  for (int a : config_.axes) {
+    if (shape[a] != input_shape_[a]) {
+      throw ValueError(str(label(scope_name_), ": input has ", shape[a], " channels on axis ", a,
+                           " (shape ", shape, "), but the layer was built for ", input_shape_[a],
+                           " (shape ", input_shape_, ")"));
+    }
+  }
+  if (inputs.dtype() != config_.dtype) {
+    throw ValueError(str(label(scope_name_), ": input '", inputs.name(), "' is ", inputs.dtype(),
+                         " but the layer was built for ", config_.dtype));
+  }
+}
+
+std::vector<Variable> BatchNormalization::variables() const {
+  std::vector<Variable> out;
+  for (const auto& v : {gamma_, beta_, moving_mean_, moving_variance_, moving_stddev_, renorm_mean_,
+                        renorm_stddev_}) {
+    if (v) out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<Variable> BatchNormalization::trainable_variables() const {
+  std::vector<Variable> out;
+  for (const auto& v : {gamma_, beta_}) {
+    if (v && v.trainable()) out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<Tensor> BatchNormalization::updates() const {
+  if (!options_.trainable) return {};
+  return updates_;
+}
+
+// ---- the call
+// ----------------------------------------------------------------------------------------
+
+Tensor BatchNormalization::operator()(const Tensor& inputs, std::optional<Predicate> training) {
+  if (!inputs) throw ValueError("batch_normalization: the input is an empty Tensor");
+  Graph& graph = inputs.graph();
+  const Predicate pred = training.value_or(options_.training);
+  if (!built_) {
+    std::optional<VariableScope> scope;
+    if (functional_ && !options_.name.empty()) {
+      scope.emplace(graph, options_.name, options_.reuse);
+    } else if (functional_ && options_.reuse != Reuse::kFalse) {
+      scope.emplace(graph, "batch_normalization", options_.reuse);
+    } else {
+      const std::string base = options_.name.empty() ? "batch_normalization" : options_.name;
+      scope.emplace(graph, VariableScope::DefaultName{base}, options_.reuse);
+    }
+    scope_name_ = scope->name();
+    build(inputs);
+    return call(inputs, pred);
+  }
+  check_input(inputs);
+  const NameScope root(graph, "/");
+  const NameScope scope(graph, scope_name_);
+  return call(inputs, pred);
+}
+
+Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training) {
+  Graph& graph = inputs.graph();
+  const BatchNormalizationConfig& c = config_;
+  const DType dtype = c.dtype;
+  const std::optional<bool> static_training = static_value(training);
+  const auto& vbs = options_.virtual_batch_size;
+  const Tensor x = vbs ? ghost_split(inputs, *vbs, scope_name_) : inputs;
+  const std::vector<int>& axes = c.reduction_axes;
+  const double eps = c.epsilon;
+
+  auto param = [&](const Variable& v) {
+    return v ? reshape_to(v.value(), c.broadcast_shape) : Tensor();
+  };
+  auto to_param = [&](const Tensor& t) { return reshape_to(t, c.param_shape); };
+
+  // Inference: normalize with the moving statistics.
+  auto inference = [&]() -> Tensor {
+    const Tensor gamma = param(gamma_);
+    const Tensor beta = param(beta_);
+    const Tensor mean = param(moving_mean_);
+    const Tensor variance = param(moving_variance_);
+    if (c.fused_gradient) return fused_inference(x, gamma, beta, mean, variance, axes, eps);
+    return nn::batch_normalization(x, mean, variance, beta, gamma, eps);
+  };
+
+  // Training: {y, new moving_mean, new moving_variance, [new moving_stddev, renorm_mean,
+  // renorm_stddev]}.
+  auto train = [&]() -> std::vector<Tensor> {
+    const Tensor gamma = param(gamma_);
+    const Tensor beta = param(beta_);
+    Tensor y;
+    Tensor mean;
+    Tensor variance;
+    Tensor stat_mean;  // what feeds the moving averages (param shape)
+    Tensor stat_variance;
+    if (c.fused_gradient) {
+      const auto outs = fused_training(x, gamma, beta, axes, eps);
+      y = outs[0];
+      mean = outs[1];
+      variance = outs[2];
+      stat_mean = to_param(mean);
+      stat_variance = to_param(variance);
+    } else {
+      std::tie(mean, variance) = batch_moments(x, axes);
+      if (vbs) {  // average the per-group statistics over the groups (spec §5.6)
+        stat_mean = to_param(reduce_mean(mean, {1}, true));
+        stat_variance = to_param(reduce_mean(variance, {1}, true));
+      } else {
+        stat_mean = to_param(mean);
+        stat_variance = to_param(variance);
+      }
+      Tensor scale = gamma;
+      Tensor offset = beta;
+      if (options_.adjustment) {
+        const auto [adj_scale, adj_bias] = options_.adjustment(shape(inputs));
+        if (!adj_scale || !adj_bias)
+          throw ValueError(str(label(scope_name_), ": adjustment returned an empty Tensor"));
+        std::tie(scale, offset) = compose(adj_scale, adj_bias, scale, offset);
+      }
+      if (options_.renorm) {
+        const Tensor stddev = sqrt(stat_variance + eps);
+        const Tensor rho = maximum(renorm_stddev_.value(), scalar(graph, std::sqrt(eps), dtype));
+        Tensor r = stddev / rho;
+        Tensor d = (stat_mean - renorm_mean_.value()) / rho;
+        const auto& clip = options_.renorm_clipping;
+        if (auto it = clip.find("rmin"); it != clip.end())
+          r = maximum(r, as_tensor(graph, it->second, dtype));
+        if (auto it = clip.find("rmax"); it != clip.end())
+          r = minimum(r, as_tensor(graph, it->second, dtype));
+        if (auto it = clip.find("dmax"); it != clip.end()) {
+          const Tensor dmax = as_tensor(graph, it->second, dtype);
+          d = minimum(maximum(d, -dmax), dmax);
+        }
+        r = reshape_to(stop_gradient(r), c.broadcast_shape);
+        d = reshape_to(stop_gradient(d), c.broadcast_shape);
+        std::tie(scale, offset) = compose(r, d, scale, offset);
+      }
+      y = nn::batch_normalization(x, mean, variance, offset, scale, eps);
+    }
+    if (c.tf_fused) {  // TF's fused kernel hands the unbiased variance to the moving average
+      const Tensor n = cast(size(x), dtype) / cast(size(mean), dtype);
+      stat_variance = stat_variance * (n / maximum(n - 1.0, scalar(graph, 1.0, dtype)));
+    }
+    const Tensor decay_main = decay(graph, options_.momentum, dtype);
+    auto moved = [&](const Variable& v, const Tensor& value, const Tensor& rate) {
+      const Tensor current = v.value();
+      return current - (current - value) * rate;
+    };
+    std::vector<Tensor> out{y, moved(moving_mean_, stat_mean, decay_main)};
+    if (options_.renorm) {
+      const Tensor stddev = sqrt(stat_variance + eps);
+      const Tensor new_stddev = moved(moving_stddev_, stddev, decay_main);
+      out.push_back(maximum(square(new_stddev) - eps, scalar(graph, 0.0, dtype)));
+      out.push_back(new_stddev);
+      const Tensor decay_renorm = scalar(graph, 1.0 - options_.renorm_momentum, dtype);
+      out.push_back(moved(renorm_mean_, stat_mean, decay_renorm));
+      out.push_back(moved(renorm_stddev_, stddev, decay_renorm));
+    } else {
+      out.push_back(moved(moving_variance_, stat_variance, decay_main));
+    }
+    return out;
+  };
+
+  Tensor y;
+  std::vector<Tensor> new_values;
+  if (static_training == false) {
+    y = inference();
+  } else if (static_training == true) {
+    new_values = train();
+    y = new_values[0];
+  } else {
+    new_values = cond(std::get<Tensor>(training), train, [&] {
+      std::vector<Tensor> out{inference(), moving_mean_.value(), moving_variance_.value()};
+      if (options_.renorm) {
+        out.push_back(moving_stddev_.value());
+        out.push_back(renorm_mean_.value());
+        out.push_back(renorm_stddev_.value());
+      }
+      return out;
+    });
+    y = new_values[0];
+  }
+  if (vbs) y = ghost_merge(y, scope_name_);
+
+  if (!new_values.empty()) {
+    std::vector<Tensor> call_updates;
+    if (options_.renorm) {
+      const Tensor renorm_updates[] = {renorm_mean_.assign(new_values[4]),
+                                       renorm_stddev_.assign(new_values[5])};
+      const ControlDependencies after_renorm(renorm_updates);
+      call_updates.push_back(moving_mean_.assign(new_values[1]));
+      const Tensor stddev_update = moving_stddev_.assign(new_values[3]);
+      const ControlDependencies after_stddev({stddev_update});
+      call_updates.push_back(moving_variance_.assign(new_values[2]));
+    } else {
+      call_updates.push_back(moving_mean_.assign(new_values[1]));
+      call_updates.push_back(moving_variance_.assign(new_values[2]));
+    }
+    updates_.insert(updates_.end(), call_updates.begin(), call_updates.end());
+    if (options_.trainable) {
+      const auto existing = graph.get_collection(GraphKeys::UPDATE_OPS);
+      for (const auto& u : call_updates) {
+        if (std::find(existing.begin(), existing.end(), u) == existing.end()) {
+          graph.add_to_collection(GraphKeys::UPDATE_OPS, u);
+        }
+      }
+    } else {
+      warn(str(
+          label(scope_name_), ": trainable=false, so its ", call_updates.size(),
+          " update ops are not added to UPDATE_OPS and moving_mean/moving_variance will not change "
+          "in a "
+          "standard training loop (TF1 behaviour); run layer.updates() yourself if you want them"));
+    }
+  }
+  return y;
+}
+
+Tensor batch_normalization(const Tensor& inputs, const BatchNormalizationOptions& options) {
+  BatchNormalization layer(options);
+  layer.functional_ = true;
+  return layer(inputs, options.training);
+}
+
+UpdateOpsReport check_update_ops(const Session& session, const Graph& graph) {
+  UpdateOpsReport report;
+  for (const auto& op : graph.get_collection(GraphKeys::TRAIN_OP))
+    report.train_op_ran |= session.run_count(op) > 0;
+  for (const auto& op : graph.get_collection(GraphKeys::UPDATE_OPS)) {
+    if (session.run_count(op) == 0) report.never_run.push_back(op);
+  }
+  if (report.train_op_ran && !report.never_run.empty()) {
+    std::string names;
+    for (std::size_t i = 0; i < report.never_run.size() && i < 4; ++i) {
+      names += (i ? ", " : "") + report.never_run[i].op().name;
+    }
+    report.message =
+        str(report.never_run.size(), " UPDATE_OPS never ran although a train op did (", names,
+            report.never_run.size() > 4 ? ", ..." : "",
+            "): moving statistics stay at their initial values; run "
+            "ad::group({train_op, ad::group(graph.get_collection(ad::GraphKeys::UPDATE_OPS))})");
+  }
+  return report;
+}
+
+}  // namespace ad::layers

@@ -1,0 +1,163 @@
+// TF r2.4's tf.compat.v1.layers.batch_normalization and its class form BatchNormalization, with
+// every argument. See ../shared/spec/batch_normalization.md in the project's planning docs and
+// docs/batch_normalization.md for the semantics followed here.
+//
+// Update rule (TF's convention, not PyTorch's): `momentum` weights the OLD statistic,
+//   moving_mean     <- moving_mean     - (moving_mean     - batch_mean)     * (1 - momentum)
+//   moving_variance <- moving_variance - (moving_variance - batch_variance) * (1 - momentum)
+// The updates are ops in the UPDATE_OPS collection: they run only when fetched, usually grouped
+// with the train op.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "autodiff/control.h"
+#include "autodiff/graph.h"
+#include "autodiff/tensor.h"
+#include "autodiff/variable.h"
+#include "autodiff/variable_scope.h"
+
+namespace ad {
+class Session;
+}
+
+namespace ad::layers {
+
+// One feature axis or a list of them (`.axis = 1` or `.axis = {1, 2}`); negative counts from the
+// end.
+class AxisList {
+ public:
+  AxisList(int axis) : axes_{axis} {}                         // NOLINT(google-explicit-constructor)
+  AxisList(std::initializer_list<int> axes) : axes_(axes) {}  // NOLINT(google-explicit-constructor)
+  AxisList(std::vector<int> axes)
+      : axes_(std::move(axes)) {}  // NOLINT(google-explicit-constructor)
+  [[nodiscard]] const std::vector<int>& axes() const { return axes_; }
+
+ private:
+  std::vector<int> axes_;
+};
+
+// A number fixed when the graph is built, or a scalar Tensor fed or computed at run time.
+using ScalarArg = std::variant<double, Tensor>;
+
+// Called once per layer call in training with the input's run-time shape (1-D Int64); returns
+// (scale, bias) that broadcast against the input (TF's `adjustment`).
+using Adjustment = std::function<std::pair<Tensor, Tensor>(const Tensor& input_shape)>;
+
+// TF's arguments in TF's order with TF's defaults (initializers default to zeros for beta and
+// moving_mean, ones for gamma and moving_variance).
+struct BatchNormalizationOptions {
+  AxisList axis = -1;
+  ScalarArg momentum = 0.99;
+  double epsilon = 1e-3;
+  bool center = true;
+  bool scale = true;
+  Initializer beta_initializer{};
+  Initializer gamma_initializer{};
+  Initializer moving_mean_initializer{};
+  Initializer moving_variance_initializer{};
+  Regularizer beta_regularizer{};
+  Regularizer gamma_regularizer{};
+  Constraint beta_constraint{};
+  Constraint gamma_constraint{};
+  Predicate training = false;  // a bool, or a boolean scalar Tensor
+  bool trainable = true;
+  std::string name{};
+  Reuse reuse = Reuse::kFalse;
+  bool renorm = false;
+  std::map<std::string, ScalarArg> renorm_clipping{};  // keys "rmin", "rmax", "dmax"
+  double renorm_momentum = 0.99;
+  std::optional<bool> fused{};  // unset or true: fused when TF would; false: never
+  std::optional<std::int64_t> virtual_batch_size{};
+  Adjustment adjustment{};
+};
+
+// What the first call resolved, so users can see which path a configuration took.
+struct BatchNormalizationConfig {
+  std::vector<int> axes;            // resolved, sorted
+  std::vector<int> reduction_axes;  // of the (possibly virtual-batch-reshaped) input
+  bool tf_fused = false;  // TF r2.4 would use its fused kernel (4-D, axis 1 or 3, float32, ...)
+  bool fused_gradient = false;  // the hand-written gradient is attached
+  double epsilon = 0;           // effective: raised to 1.001e-5 when tf_fused
+  Shape param_shape;            // shape of gamma, beta and the moving statistics
+  Shape broadcast_shape;        // parameters reshaped to broadcast against the input
+  DType dtype = DType::Float32;
+  int rank = 0;
+};
+
+class BatchNormalization {
+ public:
+  // The class form; `options.training` is the default for calls that do not pass one.
+  explicit BatchNormalization(BatchNormalizationOptions options = {});
+
+  // Normalizes `inputs`; builds the variables on the first call. Later calls share them and must
+  // have the same rank and feature sizes.
+  Tensor operator()(const Tensor& inputs, std::optional<Predicate> training = {});
+  Tensor apply(const Tensor& inputs, std::optional<Predicate> training = {}) {
+    return (*this)(inputs, training);
+  }
+
+  [[nodiscard]] bool built() const { return built_; }
+  [[nodiscard]] const BatchNormalizationConfig& config() const;
+  // The variable scope, e.g. "batch_normalization_1" or "outer/bn".
+  [[nodiscard]] const std::string& scope_name() const { return scope_name_; }
+
+  // Variables (empty Variable when not created: gamma without scale, beta without center, the
+  // renorm ones without renorm).
+  [[nodiscard]] Variable gamma() const { return gamma_; }
+  [[nodiscard]] Variable beta() const { return beta_; }
+  [[nodiscard]] Variable moving_mean() const { return moving_mean_; }
+  [[nodiscard]] Variable moving_variance() const { return moving_variance_; }
+  [[nodiscard]] Variable moving_stddev() const { return moving_stddev_; }
+  [[nodiscard]] Variable renorm_mean() const { return renorm_mean_; }
+  [[nodiscard]] Variable renorm_stddev() const { return renorm_stddev_; }
+  [[nodiscard]] std::vector<Variable> variables() const;
+  [[nodiscard]] std::vector<Variable> trainable_variables() const;
+
+  // The update ops of all calls so far (empty for a non-trainable layer, as in TF).
+  [[nodiscard]] std::vector<Tensor> updates() const;
+  // The regularization losses created with the variables.
+  [[nodiscard]] const std::vector<Tensor>& losses() const { return losses_; }
+
+ private:
+  friend Tensor batch_normalization(const Tensor& inputs, const BatchNormalizationOptions& options);
+  struct CallResult;
+  void build(const Tensor& inputs);
+  void check_input(const Tensor& inputs) const;
+  Tensor call(const Tensor& inputs, const Predicate& training);
+
+  BatchNormalizationOptions options_;
+  bool functional_ =
+      false;  // created by batch_normalization(): the name is the scope, never uniquified
+  bool built_ = false;
+  std::string scope_name_;
+  BatchNormalizationConfig config_;
+  Shape input_shape_;
+  Variable gamma_, beta_, moving_mean_, moving_variance_, moving_stddev_, renorm_mean_,
+      renorm_stddev_;
+  std::vector<Tensor> updates_;
+  std::vector<Tensor> losses_;
+};
+
+// tf.compat.v1.layers.batch_normalization: a new layer per call, with TF1 name/reuse semantics;
+// `batch_normalization(x, {.axis = 1, .momentum = 0.9, .training = is_training})`.
+[[nodiscard]] Tensor batch_normalization(const Tensor& inputs,
+                                         const BatchNormalizationOptions& options = {});
+
+// Update ops that a session never ran although it ran a train op: the classic TF1 mistake of
+// forgetting to group UPDATE_OPS with the train op. Empty when all is well.
+struct UpdateOpsReport {
+  std::vector<Tensor> never_run;  // UPDATE_OPS entries with a run count of 0
+  bool train_op_ran = false;      // some TRAIN_OP entry ran in this session
+  std::string message;            // a readable summary, empty when nothing is wrong
+};
+[[nodiscard]] UpdateOpsReport check_update_ops(const Session& session, const Graph& graph);
+
+}  // namespace ad::layers
