@@ -69,13 +69,6 @@ Initializer sqrt_of(Initializer init) {
   };
 }
 
-// Exact batch moments (no stop_gradient inside, so every derivative order is exact; values and
-// first-order gradients equal TF's nn.moments).
-std::pair<Tensor, Tensor> batch_moments(const Tensor& x, const std::vector<int>& axes) {
-  const Tensor mean = reduce_mean(x, axes, true);
-  return {mean, reduce_mean(squared_difference(x, mean), axes, true)};
-}
-
 // ---- virtual batches: [B, ...] <-> [V, B/V, ...] as private zero-copy ops ----------------------
 
 struct GhostAttrs {
@@ -138,96 +131,6 @@ Tensor ghost_merge(const Tensor& x, const std::string& layer) {
   const Tensor inputs[] = {x};
   return x.graph().record1(kGhostMergeOp, inputs, {x.dtype(), shape},
                            GhostAttrs{x.shape()[0], layer});
-}
-
-// ---- the fused-gradient compositions
-// --------------------------------------------------------------
-
-// Training: returns {y, batch mean, batch variance} (keepdims shapes); the gradient is
-// fused_batch_norm_grad.
-std::vector<Tensor> fused_training(const Tensor& x, const Tensor& gamma, const Tensor& beta,
-                                   const std::vector<int>& axes, double epsilon) {
-  std::vector<Tensor> inputs{x};
-  if (gamma) inputs.push_back(gamma);
-  if (beta) inputs.push_back(beta);
-  const bool has_scale = static_cast<bool>(gamma);
-  const bool has_offset = static_cast<bool>(beta);
-  return custom_gradient(
-      inputs,
-      [&](const std::vector<Tensor>& in) {
-        const auto [mean, variance] = batch_moments(in[0], axes);
-        const Tensor y =
-            nn::batch_normalization(in[0], mean, variance, has_offset ? in.back() : Tensor(),
-                                    has_scale ? in[1] : Tensor(), epsilon);
-        return std::vector<Tensor>{y, mean, variance};
-      },
-      [axes, epsilon, has_scale, has_offset](const std::vector<Tensor>& in,
-                                             const std::vector<Tensor>& out,
-                                             const std::vector<Tensor>& dys) {
-        const Tensor& x_in = in[0];
-        const Tensor scale = has_scale ? in[1] : Tensor();
-        std::vector<Tensor> grads(in.size());
-        if (dys[0]) {
-          const auto r =
-              fused_batch_norm_grad(dys[0], x_in, scale, out[1], out[2], epsilon, axes, true);
-          grads[0] = r.dx;
-          if (has_scale) grads[1] = r.dscale;
-          if (has_offset) grads.back() = r.doffset;
-        }
-        // Gradients arriving at the batch statistics themselves (rare: user losses on them):
-        // d mean/dx = 1/N, d var/dx = 2 (x - mean)/N.
-        if (dys[1] || dys[2]) {
-          Tensor per_channel = dys[1] ? dys[1] : zeros_like(out[1]);
-          Tensor extra = broadcast_like(per_channel, x_in);
-          if (dys[2]) extra = extra + dys[2] * (x_in - out[1]) * 2.0;
-          const Tensor n = cast(size(x_in), x_in.dtype()) / cast(size(out[1]), x_in.dtype());
-          extra = extra / n;
-          grads[0] = grads[0] ? grads[0] + extra : extra;
-        }
-        return grads;
-      });
-}
-
-// Inference: y from the population statistics; gradients reach x, gamma, beta and both statistics.
-Tensor fused_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                       const Tensor& variance, const std::vector<int>& axes, double epsilon) {
-  std::vector<Tensor> inputs{x};
-  if (gamma) inputs.push_back(gamma);
-  if (beta) inputs.push_back(beta);
-  inputs.push_back(mean);
-  inputs.push_back(variance);
-  const bool has_scale = static_cast<bool>(gamma);
-  const bool has_offset = static_cast<bool>(beta);
-  return custom_gradient(
-             inputs,
-             [&](const std::vector<Tensor>& in) {
-               const std::size_t k = in.size();
-               return std::vector<Tensor>{nn::batch_normalization(
-                   in[0], in[k - 2], in[k - 1], has_offset ? in[k - 3] : Tensor(),
-                   has_scale ? in[1] : Tensor(), epsilon)};
-             },
-             [axes, epsilon, has_scale, has_offset](const std::vector<Tensor>& in,
-                                                    const std::vector<Tensor>&,
-                                                    const std::vector<Tensor>& dys) {
-               const std::size_t k = in.size();
-               std::vector<Tensor> grads(k);
-               if (!dys[0]) return grads;
-               const Tensor scale = has_scale ? in[1] : Tensor();
-               const Tensor& m = in[k - 2];
-               const Tensor& v = in[k - 1];
-               const auto r =
-                   fused_batch_norm_grad(dys[0], in[0], scale, m, v, epsilon, axes, false);
-               grads[0] = r.dx;
-               if (has_scale) grads[1] = r.dscale;
-               if (has_offset) grads[k - 3] = r.doffset;
-               // d/dm = -gamma s sum(dy) = -gamma s doffset; d/dv = -1/2 gamma s^2 dscale.
-               const Tensor s = rsqrt(v + epsilon);
-               const Tensor gamma_s = scale ? scale * s : s;
-               grads[k - 2] = -(gamma_s * r.doffset);
-               grads[k - 1] = gamma_s * s * r.dscale * -0.5;
-               return grads;
-             })
-      .front();
 }
 
 // (a_scale, a_offset) composed after (b_scale, b_offset): x*b_s + b_o then *a_s + a_o. Absent
@@ -499,7 +402,8 @@ Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training)
     const Tensor beta = param(beta_);
     const Tensor mean = param(moving_mean_);
     const Tensor variance = param(moving_variance_);
-    if (c.fused_gradient) return fused_inference(x, gamma, beta, mean, variance, axes, eps);
+    if (c.fused_gradient)
+      return nn::fused_batch_norm(x, gamma, beta, mean, variance, eps, axes, false).y;
     return nn::batch_normalization(x, mean, variance, beta, gamma, eps);
   };
 
@@ -514,14 +418,14 @@ Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training)
     Tensor stat_mean;  // what feeds the moving averages (param shape)
     Tensor stat_variance;
     if (c.fused_gradient) {
-      const auto outs = fused_training(x, gamma, beta, axes, eps);
-      y = outs[0];
-      mean = outs[1];
-      variance = outs[2];
+      const auto outs = nn::fused_batch_norm(x, gamma, beta, {}, {}, eps, axes, true);
+      y = outs.y;
+      mean = outs.mean;
+      variance = outs.variance;
       stat_mean = to_param(mean);
       stat_variance = to_param(variance);
     } else {
-      std::tie(mean, variance) = batch_moments(x, axes);
+      std::tie(mean, variance) = nn::exact_moments(x, axes);
       if (vbs) {  // average the per-group statistics over the groups (spec §5.6)
         stat_mean = to_param(reduce_mean(mean, {1}, true));
         stat_variance = to_param(reduce_mean(variance, {1}, true));

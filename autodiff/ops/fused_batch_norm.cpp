@@ -7,8 +7,10 @@
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
+#include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/nn.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {
@@ -375,5 +377,101 @@ FusedBatchNormGrad fused_batch_norm_grad(const Tensor& dy, const Tensor& x, cons
       FusedGradAttrs{epsilon, axes, training, static_cast<bool>(scale)});
   return {outs[0], outs[1], outs[2]};
 }
+
+namespace nn {
+
+std::pair<Tensor, Tensor> exact_moments(const Tensor& x, const std::vector<int>& axes) {
+  const Tensor mean = reduce_mean(x, axes, true);
+  return {mean, reduce_mean(squared_difference(x, mean), axes, true)};
+}
+
+FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tensor& offset,
+                                const Tensor& mean, const Tensor& variance, double epsilon,
+                                const std::vector<int>& reduction_axes, bool training) {
+  if (!x) throw ValueError("fused_batch_norm: x is an empty Tensor");
+  if (!training && (!mean || !variance)) {
+    throw ValueError("fused_batch_norm: inference needs the population mean and variance");
+  }
+  std::vector<int> axes;
+  for (int a : reduction_axes)
+    axes.push_back(normalize_axis(a, x.shape().rank(), "fused_batch_norm"));
+  std::sort(axes.begin(), axes.end());
+  std::vector<Tensor> inputs{x};
+  if (scale) inputs.push_back(scale);
+  if (offset) inputs.push_back(offset);
+  if (!training) {
+    inputs.push_back(mean);
+    inputs.push_back(variance);
+  }
+  const bool has_scale = static_cast<bool>(scale);
+  const bool has_offset = static_cast<bool>(offset);
+  const std::size_t offset_index = has_scale ? 2 : 1;
+  if (training) {
+    const auto outs = custom_gradient(
+        inputs,
+        [&](const std::vector<Tensor>& in) {
+          const auto [m, v] = exact_moments(in[0], axes);
+          const Tensor y =
+              nn::batch_normalization(in[0], m, v, has_offset ? in[offset_index] : Tensor(),
+                                      has_scale ? in[1] : Tensor(), epsilon);
+          return std::vector<Tensor>{y, m, v};
+        },
+        [axes, epsilon, has_scale, has_offset, offset_index](const std::vector<Tensor>& in,
+                                                             const std::vector<Tensor>& out,
+                                                             const std::vector<Tensor>& dys) {
+          const Tensor& x_in = in[0];
+          std::vector<Tensor> grads(in.size());
+          if (dys[0]) {
+            const auto r = fused_batch_norm_grad(dys[0], x_in, has_scale ? in[1] : Tensor(), out[1],
+                                                 out[2], epsilon, axes, true);
+            grads[0] = r.dx;
+            if (has_scale) grads[1] = r.dscale;
+            if (has_offset) grads[offset_index] = r.doffset;
+          }
+          // Gradients arriving at the batch statistics themselves (a loss on them):
+          // d mean/dx = 1/N, d var/dx = 2 (x - mean)/N.
+          if (dys[1] || dys[2]) {
+            Tensor extra = broadcast_like(dys[1] ? dys[1] : zeros_like(out[1]), x_in);
+            if (dys[2]) extra = extra + dys[2] * (x_in - out[1]) * 2.0;
+            const Tensor n = cast(size(x_in), x_in.dtype()) / cast(size(out[1]), x_in.dtype());
+            extra = extra / n;
+            grads[0] = grads[0] ? grads[0] + extra : extra;
+          }
+          return grads;
+        });
+    return {outs[0], outs[1], outs[2]};
+  }
+  const auto y = custom_gradient(
+      inputs,
+      [&](const std::vector<Tensor>& in) {
+        const std::size_t k = in.size();
+        return std::vector<Tensor>{nn::batch_normalization(in[0], in[k - 2], in[k - 1],
+                                                           has_offset ? in[offset_index] : Tensor(),
+                                                           has_scale ? in[1] : Tensor(), epsilon)};
+      },
+      [axes, epsilon, has_scale, has_offset, offset_index](const std::vector<Tensor>& in,
+                                                           const std::vector<Tensor>&,
+                                                           const std::vector<Tensor>& dys) {
+        const std::size_t k = in.size();
+        std::vector<Tensor> grads(k);
+        if (!dys[0]) return grads;
+        const Tensor s_scale = has_scale ? in[1] : Tensor();
+        const Tensor& m = in[k - 2];
+        const Tensor& v = in[k - 1];
+        const auto r = fused_batch_norm_grad(dys[0], in[0], s_scale, m, v, epsilon, axes, false);
+        grads[0] = r.dx;
+        if (has_scale) grads[1] = r.dscale;
+        if (has_offset) grads[offset_index] = r.doffset;
+        // d/dmean = -gamma s sum(dy) = -gamma s doffset; d/dvariance = -1/2 gamma s^2 dscale.
+        const Tensor s = rsqrt(v + epsilon);
+        const Tensor gamma_s = s_scale ? s_scale * s : s;
+        grads[k - 2] = -(gamma_s * r.doffset);
+        grads[k - 1] = gamma_s * s * r.dscale * -0.5;
+        return grads;
+      });
+  return {y.front(), mean, variance};
+}
+
+}  // namespace nn
 
 }  // namespace ad

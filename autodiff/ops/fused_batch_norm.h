@@ -2,6 +2,7 @@
 // and doffset in two passes over x and dy. It has a gradient of its own, so double backward works.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "autodiff/tensor.h"
@@ -27,4 +28,30 @@ struct FusedBatchNormGrad {
                                                        const std::vector<int>& reduction_axes,
                                                        bool training);
 
+namespace nn {
+
+struct FusedBatchNorm {
+  Tensor y;
+  Tensor mean;      // training: the batch mean (keepdims shape); inference: the given mean
+  Tensor variance;  // training: the biased batch variance; inference: the given variance
+};
+
+// Batch normalization whose forward pass is the composition of exact_moments and
+// nn::batch_normalization, and whose gradient is fused_batch_norm_grad (like
+// tf.nn.fused_batch_norm, but for any rank and any set of reduction axes). `scale` and `offset` may
+// be empty Tensors; they, `mean` and `variance` have x's shape with the reduction axes set to 1. In
+// training `mean` and `variance` are ignored (pass empty Tensors) and the batch statistics are
+// returned; in inference they are the population statistics and receive gradients too.
+[[nodiscard]] FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale,
+                                              const Tensor& offset, const Tensor& mean,
+                                              const Tensor& variance, double epsilon,
+                                              const std::vector<int>& reduction_axes,
+                                              bool training);
+
+// Mean and biased variance over `axes` (keepdims), built without stop_gradient so derivatives of
+// every order are exact. Values and first-order gradients equal ad::moments'.
+[[nodiscard]] std::pair<Tensor, Tensor> exact_moments(const Tensor& x,
+                                                      const std::vector<int>& axes);
+
+}  // namespace nn
 }  // namespace ad
