@@ -1,0 +1,12 @@
+// Everything in ad::optim in one include: the optimizers, learning-rate schedules and gradient
+// clipping.
+#pragma once
+
+#include "optim/adagrad.h"
+#include "optim/adam.h"
+#include "optim/clip.h"
+#include "optim/gradient_descent.h"
+#include "optim/momentum.h"
+#include "optim/optimizer.h"
+#include "optim/rmsprop.h"
+#include "optim/schedules.h"
