@@ -2,11 +2,13 @@
 #pragma once
 
 #include "autodiff/array.h"
+#include "autodiff/constraints.h"
 #include "autodiff/control.h"
 #include "autodiff/error.h"
 #include "autodiff/gradient_check.h"
 #include "autodiff/gradients.h"
 #include "autodiff/graph.h"
+#include "autodiff/initializers.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
@@ -14,6 +16,9 @@
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/random.h"
 #include "autodiff/ops/reduce.h"
+#include "autodiff/regularizers.h"
+#include "autodiff/saver.h"
 #include "autodiff/session.h"
 #include "autodiff/tensor.h"
 #include "autodiff/variable.h"
+#include "autodiff/variable_scope.h"
