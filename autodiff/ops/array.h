@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "autodiff/graph.h"
@@ -47,5 +49,13 @@ namespace ad {
 // Zero padding: paddings[d] = {before, after}.
 [[nodiscard]] Tensor pad(const Tensor& x,
                          const std::vector<std::pair<std::int64_t, std::int64_t>>& paddings);
+
+namespace detail {
+// What is known while building about the shape a 1-D Int64 `dims` tensor holds at run time: a
+// constant's values, x's static shape for dims = shape(x), otherwise -1 (unknown) dims of the
+// right rank. ValueError naming `op` when dims is not 1-D Int64 of known length, or is a constant
+// with negative entries (one -1 is accepted when `allow_inferred`, as reshape does).
+[[nodiscard]] Shape static_dims_value(const Tensor& dims, std::string_view op, bool allow_inferred);
+}  // namespace detail
 
 }  // namespace ad
