@@ -4,6 +4,7 @@
 // the run count and its index).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 
@@ -27,5 +28,11 @@ struct RandomOptions {
 // Same, with the shape given at run time by a 1-D Int64 tensor (e.g. dropout masks).
 [[nodiscard]] Tensor random_uniform(const Tensor& dims, double minval = 0.0, double maxval = 1.0,
                                     const RandomOptions& options = {});
+
+namespace detail {
+// The Philox-4x32-10 block function: four random words for a 128-bit counter and a 64-bit key.
+[[nodiscard]] std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
+                                                         std::array<std::uint32_t, 2> key);
+}  // namespace detail
 
 }  // namespace ad
