@@ -2,6 +2,7 @@
 // variable_scope.py (_VariableScopeStore counters, _get_unique_variable_scope, _VariableStore).
 #include "autodiff/variable_scope.h"
 
+#include <ostream>
 #include <vector>
 
 #include "autodiff/error.h"
@@ -66,6 +67,18 @@ std::string unique_scope_name(Graph& graph, std::string_view prefix) {
 }
 
 }  // namespace
+
+std::ostream& operator<<(std::ostream& out, Reuse reuse) {
+  switch (reuse) {
+    case Reuse::kTrue:
+      return out << "true";
+    case Reuse::kAuto:
+      return out << "auto";
+    case Reuse::kFalse:
+      break;
+  }
+  return out << "false";
+}
 
 VariableScope::VariableScope(Graph& graph, std::string_view name, Reuse reuse)
     : graph_(graph), saved_(graph.variable_scope) {

@@ -3,6 +3,7 @@
 // The rules and error texts are TF r2.4's (spec/batch_normalization.md, sections 2 and 3).
 #pragma once
 
+#include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@ namespace ad {
 // existing variables; kAuto (TF's AUTO_REUSE) returns them when they exist and creates them
 // otherwise. A scope can turn reuse on for its subscopes but never off again, as in TF.
 enum class Reuse { kFalse, kTrue, kAuto };
+// Prints "false", "true" or "auto".
+std::ostream& operator<<(std::ostream& out, Reuse reuse);
 
 // RAII variable scope. While it lives, get_variable names variables "<scope>/<name>" and applies
 // its reuse; it also opens a name scope of the same name for the ops recorded meanwhile (made
