@@ -508,17 +508,22 @@ Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training)
 
   if (!new_values.empty()) {
     std::vector<Tensor> call_updates;
+    // Named after TF's AssignMovingAvg ops so graphs read alike.
+    auto assign = [&](const Variable& v, const Tensor& value) {
+      const NameScope scope(graph, "AssignMovingAvg");
+      return v.assign(value);
+    };
     if (options_.renorm) {
-      const Tensor renorm_updates[] = {renorm_mean_.assign(new_values[4]),
-                                       renorm_stddev_.assign(new_values[5])};
+      const Tensor renorm_updates[] = {assign(renorm_mean_, new_values[4]),
+                                       assign(renorm_stddev_, new_values[5])};
       const ControlDependencies after_renorm(renorm_updates);
-      call_updates.push_back(moving_mean_.assign(new_values[1]));
-      const Tensor stddev_update = moving_stddev_.assign(new_values[3]);
+      call_updates.push_back(assign(moving_mean_, new_values[1]));
+      const Tensor stddev_update = assign(moving_stddev_, new_values[3]);
       const ControlDependencies after_stddev({stddev_update});
-      call_updates.push_back(moving_variance_.assign(new_values[2]));
+      call_updates.push_back(assign(moving_variance_, new_values[2]));
     } else {
-      call_updates.push_back(moving_mean_.assign(new_values[1]));
-      call_updates.push_back(moving_variance_.assign(new_values[2]));
+      call_updates.push_back(assign(moving_mean_, new_values[1]));
+      call_updates.push_back(assign(moving_variance_, new_values[2]));
     }
     updates_.insert(updates_.end(), call_updates.begin(), call_updates.end());
     if (options_.trainable) {

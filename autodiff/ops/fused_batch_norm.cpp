@@ -298,17 +298,20 @@ void fused_grad_gradient(GradContext& g) {
   const Tensor scale = attrs.has_scale ? g.input(2) : Tensor();
   Tensor mean = g.input(stats);
   Tensor variance = g.input(stats + 1);
+  // Means and sums over the reduction axes; over no axes (one element per channel) they are x
+  // itself.
+  auto mean_over = [&](const Tensor& t) { return axes.empty() ? t : reduce_mean(t, axes, true); };
+  auto sum_over = [&](const Tensor& t) { return axes.empty() ? t : reduce_sum(t, axes, true); };
   if (attrs.training) {
-    mean = reduce_mean(x, axes, true);
-    variance = reduce_mean(square(x - mean), axes, true);
+    mean = mean_over(x);
+    variance = mean_over(square(x - mean));
   }
   const Tensor s = rsqrt(variance + attrs.epsilon);
   const Tensor x_hat = (x - mean) * s;
-  const Tensor doffset = reduce_sum(dy, axes, true);
-  const Tensor dscale = reduce_sum(dy * x_hat, axes, true);
+  const Tensor doffset = sum_over(dy);
+  const Tensor dscale = sum_over(dy * x_hat);
   const Tensor gamma_s = scale ? scale * s : s;
-  const Tensor dx = attrs.training ? gamma_s * (dy - reduce_mean(dy, axes, true) -
-                                                x_hat * reduce_mean(dy * x_hat, axes, true))
+  const Tensor dx = attrs.training ? gamma_s * (dy - mean_over(dy) - x_hat * mean_over(dy * x_hat))
                                    : dy * gamma_s;
   std::vector<Tensor> ys;
   std::vector<Tensor> grad_ys;
@@ -380,9 +383,17 @@ FusedBatchNormGrad fused_batch_norm_grad(const Tensor& dy, const Tensor& x, cons
 
 namespace nn {
 
+namespace {
+Tensor to_shape(const Tensor& t, const Shape& shape) {
+  return !t || t.shape() == shape ? t : reshape(t, shape);
+}
+}  // namespace
+
 std::pair<Tensor, Tensor> exact_moments(const Tensor& x, const std::vector<int>& axes) {
-  const Tensor mean = reduce_mean(x, axes, true);
-  return {mean, reduce_mean(squared_difference(x, mean), axes, true)};
+  // Over no axes each element is its own statistic (ad::reduce_mean would read {} as all axes).
+  const Tensor mean = axes.empty() ? identity(x) : reduce_mean(x, axes, true);
+  const Tensor deviation = squared_difference(x, mean);
+  return {mean, axes.empty() ? deviation : reduce_mean(deviation, axes, true)};
 }
 
 FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tensor& offset,
@@ -396,6 +407,19 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
   for (int a : reduction_axes)
     axes.push_back(normalize_axis(a, x.shape().rank(), "fused_batch_norm"));
   std::sort(axes.begin(), axes.end());
+  // Per-channel inputs may have any shape with the channel count (e.g. [C] for the last axis);
+  // the gradient op works in the keepdims statistics shape, and results are reshaped back.
+  Shape stat_shape = x.shape();
+  for (int a : axes) stat_shape[a] = 1;
+  for (const Tensor* t : {&scale, &offset, &mean, &variance}) {
+    if (*t && !(t->shape() == stat_shape) &&
+        (!stat_shape.is_fully_defined() ||
+         t->shape().num_elements() != stat_shape.num_elements())) {
+      throw ValueError(str("fused_batch_norm: '", t->name(), "' has shape ", t->shape(),
+                           ", which does not hold the ", stat_shape, " per-channel values of x ",
+                           x.shape()));
+    }
+  }
   std::vector<Tensor> inputs{x};
   if (scale) inputs.push_back(scale);
   if (offset) inputs.push_back(offset);
@@ -422,11 +446,13 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
           const Tensor& x_in = in[0];
           std::vector<Tensor> grads(in.size());
           if (dys[0]) {
-            const auto r = fused_batch_norm_grad(dys[0], x_in, has_scale ? in[1] : Tensor(), out[1],
-                                                 out[2], epsilon, axes, true);
+            const Shape& stats = out[1].shape();
+            const auto r =
+                fused_batch_norm_grad(dys[0], x_in, has_scale ? to_shape(in[1], stats) : Tensor(),
+                                      out[1], out[2], epsilon, axes, true);
             grads[0] = r.dx;
-            if (has_scale) grads[1] = r.dscale;
-            if (has_offset) grads[offset_index] = r.doffset;
+            if (has_scale) grads[1] = to_shape(r.dscale, in[1].shape());
+            if (has_offset) grads[offset_index] = to_shape(r.doffset, in[offset_index].shape());
           }
           // Gradients arriving at the batch statistics themselves (a loss on them):
           // d mean/dx = 1/N, d var/dx = 2 (x - mean)/N.
@@ -449,24 +475,24 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
                                                            has_offset ? in[offset_index] : Tensor(),
                                                            has_scale ? in[1] : Tensor(), epsilon)};
       },
-      [axes, epsilon, has_scale, has_offset, offset_index](const std::vector<Tensor>& in,
-                                                           const std::vector<Tensor>&,
-                                                           const std::vector<Tensor>& dys) {
+      [axes, epsilon, has_scale, has_offset, offset_index, stat_shape](
+          const std::vector<Tensor>& in, const std::vector<Tensor>&,
+          const std::vector<Tensor>& dys) {
         const std::size_t k = in.size();
         std::vector<Tensor> grads(k);
         if (!dys[0]) return grads;
-        const Tensor s_scale = has_scale ? in[1] : Tensor();
-        const Tensor& m = in[k - 2];
-        const Tensor& v = in[k - 1];
+        const Tensor s_scale = has_scale ? to_shape(in[1], stat_shape) : Tensor();
+        const Tensor m = to_shape(in[k - 2], stat_shape);
+        const Tensor v = to_shape(in[k - 1], stat_shape);
         const auto r = fused_batch_norm_grad(dys[0], in[0], s_scale, m, v, epsilon, axes, false);
         grads[0] = r.dx;
-        if (has_scale) grads[1] = r.dscale;
-        if (has_offset) grads[offset_index] = r.doffset;
+        if (has_scale) grads[1] = to_shape(r.dscale, in[1].shape());
+        if (has_offset) grads[offset_index] = to_shape(r.doffset, in[offset_index].shape());
         // d/dmean = -gamma s sum(dy) = -gamma s doffset; d/dvariance = -1/2 gamma s^2 dscale.
         const Tensor s = rsqrt(v + epsilon);
         const Tensor gamma_s = s_scale ? s_scale * s : s;
-        grads[k - 2] = -(gamma_s * r.doffset);
-        grads[k - 1] = gamma_s * s * r.dscale * -0.5;
+        grads[k - 2] = to_shape(-(gamma_s * r.doffset), in[k - 2].shape());
+        grads[k - 1] = to_shape(gamma_s * s * r.dscale * -0.5, in[k - 1].shape());
         return grads;
       });
   return {y.front(), mean, variance};
