@@ -106,14 +106,17 @@ struct Corrupt {
 
 using boost::serialization::make_nvp;
 
+// A byte string: its length (element "<tag>_size"), then the bytes (element "<tag>", base64 in
+// the text and XML archives).
 template <class Archive>
 void put_bytes(Archive& ar, const char* tag, const void* data, std::size_t size) {
   std::uint64_t length = size;
-  ar << make_nvp(tag, length);
+  const std::string size_tag = str(tag, "_size");
+  ar << make_nvp(size_tag.c_str(), length);
   if (size == 0) return;
   // binary_object's save only reads the bytes; the API takes a non-const pointer.
   auto object = boost::serialization::make_binary_object(const_cast<void*>(data), size);
-  ar << make_nvp("bytes", object);
+  ar << make_nvp(tag, object);
 }
 
 template <class Archive>
@@ -141,12 +144,13 @@ void write_payload(Archive& ar, const std::vector<Entry>& entries) {
 template <class Archive>
 void get_bytes(Archive& ar, const char* tag, std::string& out, std::uint64_t budget) {
   std::uint64_t length = 0;
-  ar >> make_nvp(tag, length);
+  const std::string size_tag = str(tag, "_size");
+  ar >> make_nvp(size_tag.c_str(), length);
   if (length > budget) throw Corrupt{str("a ", tag, " of ", length, " bytes exceeds the file")};
   out.resize(static_cast<std::size_t>(length));
   if (length == 0) return;
   auto object = boost::serialization::make_binary_object(out.data(), out.size());
-  ar >> make_nvp("bytes", object);
+  ar >> make_nvp(tag, object);
 }
 
 template <class Archive>
@@ -210,10 +214,14 @@ std::vector<Entry> read_payload(Archive& ar, std::uint64_t budget) {
   return entries;
 }
 
-// Boost archives write their own header only for XML: the binary and text headers load a string
-// whose length comes from the file, which a forged file could make huge. Our header line covers
-// what those carried.
+// No Boost archive headers: the binary and text ones load a string whose length comes from the
+// file (a forged file could make it huge), and the XML one is checked in the archive's destructor,
+// which cannot report an error. Our header line carries what they did.
 constexpr unsigned kArchiveFlags = boost::archive::no_header;
+constexpr std::string_view kXmlProlog =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\" ?>\n"
+    "<!DOCTYPE boost_serialization>\n<gradtape_checkpoint>\n";
+constexpr std::string_view kXmlEpilog = "</gradtape_checkpoint>\n";
 
 std::string encode(const std::vector<Entry>& entries, ArchiveFormat format) {
   std::ostringstream out(std::ios::binary);
@@ -229,8 +237,12 @@ std::string encode(const std::vector<Entry>& entries, ArchiveFormat format) {
       break;
     }
     case ArchiveFormat::kXml: {
-      boost::archive::xml_oarchive ar(out);
-      write_payload(ar, entries);
+      out << kXmlProlog;
+      {
+        boost::archive::xml_oarchive ar(out, kArchiveFlags);
+        write_payload(ar, entries);
+      }
+      out << kXmlEpilog;
       break;
     }
   }
@@ -258,7 +270,17 @@ std::vector<Entry> decode(std::string& payload, ArchiveFormat format) {
       return read_payload(ar, budget);
     }
     case ArchiveFormat::kXml: {
-      boost::archive::xml_iarchive ar(in);
+      // Our own prolog and epilog, checked here: Boost's XML archive would parse its closing tag
+      // in its destructor, where a damaged one ends the process.
+      const std::string_view all(payload);
+      if (!all.starts_with(kXmlProlog) || !all.ends_with(kXmlEpilog) ||
+          all.size() < kXmlProlog.size() + kXmlEpilog.size()) {
+        throw Corrupt{"the XML archive lacks its gradtape_checkpoint element"};
+      }
+      MemoryBuffer body(payload.data() + kXmlProlog.size(),
+                        payload.size() - kXmlProlog.size() - kXmlEpilog.size());
+      std::istream body_in(&body);
+      boost::archive::xml_iarchive ar(body_in, kArchiveFlags);
       return read_payload(ar, budget);
     }
   }
