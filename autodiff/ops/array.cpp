@@ -681,7 +681,8 @@ GatherDims gather_dims(const Shape& params, int axis, std::int64_t m) {
   return g;
 }
 
-void check_indices(const KernelContext& ctx, const Array& indices, std::int64_t n) {
+void check_indices(const KernelContext& ctx, const Array& indices, const Shape& params, int axis) {
+  const std::int64_t n = params[axis];
   const auto idx = indices.data<std::int64_t>();
   for (std::size_t i = 0; i < idx.size(); ++i) {
     if (idx[i] >= 0 && idx[i] < n) continue;
@@ -691,7 +692,8 @@ void check_indices(const KernelContext& ctx, const Array& indices, std::int64_t 
       position[u(d)] = rest % indices.shape()[d];
       rest /= indices.shape()[d];
     }
-    ctx.fail(str("indices", vector_string(position), " = ", idx[i], " is not in [0, ", n, ")"));
+    ctx.fail(str("indices", vector_string(position), " = ", idx[i], " is not in [0, ", n,
+                 ") (axis ", axis, " of params ", params, ")"));
   }
 }
 
@@ -700,7 +702,7 @@ void gather_kernel(KernelContext& ctx) {
   const Array& indices = ctx.input(1);
   const int axis = ctx.attrs<AxisAttrs>().axis;
   const GatherDims g = gather_dims(params.shape(), axis, indices.size());
-  check_indices(ctx, indices, g.n);
+  check_indices(ctx, indices, params.shape(), axis);
   Shape shape;
   for (int d = 0; d < axis; ++d) shape.push_back(params.shape()[d]);
   for (auto d : indices.shape().dims()) shape.push_back(d);
@@ -762,7 +764,7 @@ void gather_grad_kernel(KernelContext& ctx) {
   const Shape shape = shape_from_input(ctx, 2);
   const int axis = ctx.attrs<AxisAttrs>().axis;
   const GatherDims g = gather_dims(shape, axis, indices.size());
-  check_indices(ctx, indices, g.n);
+  check_indices(ctx, indices, shape, axis);
   if (dy.size() != g.outer * g.m * g.inner)
     ctx.fail(str("gradient ", dy.shape(), " does not match params ", shape, " and indices ",
                  indices.shape()));
@@ -1170,13 +1172,14 @@ Shape static_dims_value(const Tensor& dims, std::string_view op, bool allow_infe
 Tensor reshape(const Tensor& x, const Shape& shape) {
   require_tensor(x, "reshape");
   const std::string who = label(x.graph(), "reshape", "Reshape");
+  const std::string requested = vector_string(shape.dims());
   std::int64_t known = 1;
   int inferred = -1;
   for (int d = 0; d < shape.rank(); ++d) {
     if (shape[d] >= 0) {
       known *= shape[d];
     } else if (inferred >= 0) {
-      throw ValueError(str(who, ": the requested shape ", shape,
+      throw ValueError(str(who, ": the requested shape ", requested,
                            " has more than one -1 (only one dim can be inferred)"));
     } else {
       inferred = d;
@@ -1187,17 +1190,18 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   if (inferred >= 0 && count >= 0) {
     if (known == 0 || count % known != 0) {
       throw ValueError(str(who, ": cannot reshape '", x.name(), "' ", x.shape(), " (", count,
-                           " elements) to ", shape, ": ", count, " is not a multiple of ", known));
+                           " elements) to ", requested, ": ", count, " is not a multiple of ",
+                           known));
     }
     out[inferred] = count / known;
   } else if (inferred < 0 && count >= 0 && count != known) {
     throw ValueError(str(who, ": cannot reshape '", x.name(), "' ", x.shape(), " (", count,
-                         " elements) to ", shape, " (", known, " elements)"));
+                         " elements) to ", requested, " (", known, " elements)"));
   } else if (inferred < 0 && count < 0) {
     std::int64_t x_known = 1;  // the product of x's known dims must divide the target's count
     for (auto d : x.shape().dims()) x_known *= d >= 0 ? d : 1;
     if (x_known > 0 && known % x_known != 0) {
-      throw ValueError(str(who, ": cannot reshape '", x.name(), "' ", x.shape(), " to ", shape,
+      throw ValueError(str(who, ": cannot reshape '", x.name(), "' ", x.shape(), " to ", requested,
                            " (", known, " elements) for any value of its unknown dims"));
     }
   }
