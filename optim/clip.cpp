@@ -29,12 +29,17 @@ Tensor as_tensor_like(const Hyperparameter& h, const Tensor& t) {
 
 }  // namespace
 
-Tensor clip_by_value(const Tensor& t, const Hyperparameter& clip_value_min,
-                     const Hyperparameter& clip_value_max) {
+Tensor ClipBound::to_tensor_like(const Tensor& like) const {
+  if (!tensor_) return scalar(like.graph(), number_, like.dtype());
+  return tensor_.dtype() == like.dtype() ? tensor_ : cast(tensor_, like.dtype());
+}
+
+Tensor clip_by_value(const Tensor& t, const ClipBound& clip_value_min,
+                     const ClipBound& clip_value_max) {
   check_floating(t, "clip_by_value");
   const NameScope scope(t.graph(), "clip_by_value");
-  const Tensor t_min = minimum(t, as_tensor_like(clip_value_max, t));
-  const Tensor t_max = maximum(t_min, as_tensor_like(clip_value_min, t));
+  const Tensor t_min = minimum(t, clip_value_max.to_tensor_like(t));
+  const Tensor t_max = maximum(t_min, clip_value_min.to_tensor_like(t));
   if (!t_max.shape().is_compatible_with(t.shape()) || t_max.shape().rank() != t.shape().rank()) {
     throw ValueError(str("clip_by_value: clipping '", t.name(), "' of shape ", t.shape(),
                          " would broadcast it to ", t_max.shape(),

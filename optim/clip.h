@@ -10,10 +10,23 @@
 
 namespace ad::optim {
 
-// t with every element clamped to [clip_value_min, clip_value_max] (scalars, or tensors that
-// broadcast to t's shape without changing it). ValueError when the bounds would change t's shape.
-[[nodiscard]] Tensor clip_by_value(const Tensor& t, const Hyperparameter& clip_value_min,
-                                   const Hyperparameter& clip_value_max);
+// A bound of clip_by_value: a number, or a tensor that broadcasts to the clipped tensor's shape.
+class ClipBound {
+ public:
+  ClipBound(double value) : number_(value) {}             // NOLINT(google-explicit-constructor)
+  ClipBound(Tensor value) : tensor_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  // The bound as a tensor of `like`'s dtype (a constant, or the tensor cast when needed).
+  [[nodiscard]] Tensor to_tensor_like(const Tensor& like) const;
+
+ private:
+  double number_ = 0.0;
+  Tensor tensor_;
+};
+
+// t with every element clamped to [clip_value_min, clip_value_max]. ValueError when a bound would
+// broadcast t to a larger shape.
+[[nodiscard]] Tensor clip_by_value(const Tensor& t, const ClipBound& clip_value_min,
+                                   const ClipBound& clip_value_max);
 
 // t · clip_norm / max(‖t‖₂, clip_norm), the L2 norm taken over `axes` (all axes when empty): t
 // unchanged when its norm is at most clip_norm, else rescaled to norm clip_norm. A zero t has a
