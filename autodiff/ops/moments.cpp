@@ -46,11 +46,14 @@ Moments moments(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
     const auto kept = [&](const Tensor& t) {
       return keepdims ? t : detail::expand_reduced_dims(t, resolved);
     };
+    // An empty grads entry means that output received no gradient: its term is zero.
     const Tensor& y = inputs[0];
     const Tensor count = detail::reduced_count(y, resolved);
-    const Tensor dm = div(kept(grads[0]), count);
+    const Tensor dm = grads[0] ? div(kept(grads[0]), count) : Tensor();
+    if (!grads[1]) return std::vector<Tensor>{dm ? broadcast_like(dm, y) : Tensor()};
     const Tensor dv = div(mul(kept(grads[1]), scalar_like(y, 2.0)), count);
-    return std::vector<Tensor>{add(dm, mul(dv, sub(y, kept(outputs[0]))))};
+    const Tensor dx = mul(dv, sub(y, kept(outputs[0])));
+    return std::vector<Tensor>{dm ? add(dm, dx) : dx};
   };
   const auto outputs = custom_gradient({x}, forward, gradient);
   return {outputs[0], outputs[1]};
