@@ -6,6 +6,7 @@
 #include "autodiff/control.h"
 #include "autodiff/error.h"
 #include "autodiff/kernel.h"
+#include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 
 namespace ad {
@@ -62,7 +63,10 @@ class GradientTable {
       Tensor zeros;
       {
         const ContextScope other(graph_, sibling);
-        zeros = zeros_like(Tensor(&graph_, ref.node, ref.index));
+        // A static shape avoids reading `ref`, which may never hold a value (a variable handle).
+        const Tensor like(&graph_, ref.node, ref.index);
+        zeros = like.shape().is_fully_defined() ? fill(graph_, like.shape(), 0.0, like.dtype())
+                                                : zeros_like(like);
       }
       grad = ctx.branch ? detail::merge(grad, zeros, c, sibling)
                         : detail::merge(zeros, grad, sibling, c);
