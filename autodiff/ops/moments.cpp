@@ -12,13 +12,15 @@
 
 namespace ad {
 
-// Forward, as TF (and with TF's values): mean = reduce_mean(x), then
-// variance = reduce_mean((x - stop_gradient(mean))^2), both two-pass, never E[x^2] - E[x]^2.
+// Forward: mean = reduce_mean(x), then the variance in one more pass around that mean
+// (detail::centered_variance): sum((x - mean)^2) / N - (sum(x - mean) / N)^2, accumulated in
+// double. Never E[x^2] - E[x]^2. The values are TF's nn.moments up to rounding, and more accurate
+// when the mean is large against the spread: TF squares deviations from a mean already rounded to
+// float32, which costs up to ~1e-3 relative for 1e6 + N(0, 1); the second term removes that.
 //
-// Gradient: differentiating that composition is exact to first order but not beyond, because the
-// stop_gradient cuts the dependence of (x - mean) on x when the first-order graph is differentiated
-// again (spec section 9.4). gradtape promises exact second derivatives, so the gradient is given by
-// hand, with N elements per statistic and dm, dv the incoming gradients (keepdims shape):
+// Gradient: TF builds its variance from stop_gradient(mean), which is exact to first order but
+// not beyond (spec section 9.4); gradtape promises exact second derivatives, so the gradient is
+// given by hand, with N elements per statistic and dm, dv the incoming gradients (keepdims shape):
 //   dx = dm / N + (2 dv / N) * (x - mean)
 // where `mean` is this op's own output: differentiating dx again reaches x through mean as well,
 // which gives the exact Hessian. `axes` empty means all axes, as for the reductions.
@@ -35,7 +37,7 @@ Moments moments(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
   const auto forward = [&](const std::vector<Tensor>& inputs) -> std::vector<Tensor> {
     const Tensor& y = inputs[0];
     const Tensor mean = reduce_mean(y, resolved, true);
-    const Tensor variance = reduce_mean(squared_difference(y, stop_gradient(mean)), resolved, true);
+    const Tensor variance = detail::centered_variance(y, mean, resolved, true);
     if (keepdims) return {mean, variance};
     return {detail::squeeze_reduced_dims(mean, resolved),
             detail::squeeze_reduced_dims(variance, resolved)};
