@@ -1,0 +1,6 @@
+// Every TF1-style layer, loss and metric in one include: batch_normalization, dense, conv2d,
+// pooling, dropout, flatten, ad::losses and the metrics.
+#pragma once
+
+#include "layers/batch_normalization.h"
+#include "layers/dense.h"
