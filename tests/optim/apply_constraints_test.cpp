@@ -67,8 +67,8 @@ BOOST_AUTO_TEST_CASE(max_norm_bounds_each_column_after_the_update) {
   const std::vector<double> w0 = {1.0, 0.5, -1.0, 0.5, 0.0, 0.25};
   const std::vector<double> grad = {-2.0, 0.1, 2.0, 0.0, -1.0, 0.05};
   const auto w = one_constrained_step(w0, grad, {3, 2}, ad::constraints::max_norm(2.0, {0}));
-  const auto expected = per_column(sgd_step(w0, grad), 3, 2,
-                                   [](double n) { return std::clamp(n, 0.0, 2.0); });
+  const auto expected =
+      per_column(sgd_step(w0, grad), 3, 2, [](double n) { return std::clamp(n, 0.0, 2.0); });
   check_close(w, expected, 1e-14, "w");
   const double first_column = std::sqrt(w[0] * w[0] + w[2] * w[2] + w[4] * w[4]);
   BOOST_TEST(first_column <= 2.0);
@@ -92,9 +92,8 @@ BOOST_AUTO_TEST_CASE(min_max_norm_moves_each_column_rate_of_the_way_into_the_ran
   const double rate = 0.5;
   const auto w =
       one_constrained_step(w0, grad, {2, 3}, ad::constraints::min_max_norm(1.0, 2.0, rate, {0}));
-  const auto expected = per_column(w0, 2, 3, [&](double n) {
-    return rate * std::clamp(n, 1.0, 2.0) + (1.0 - rate) * n;
-  });
+  const auto expected = per_column(
+      w0, 2, 3, [&](double n) { return rate * std::clamp(n, 1.0, 2.0) + (1.0 - rate) * n; });
   check_close(w, expected, 1e-14, "w");
   // Norms 0.75, 1.5, 3.5 (up to Keras's epsilon).
   BOOST_TEST(std::hypot(w[0], w[3]) == 0.75, boost::test_tools::tolerance(1e-6));
@@ -117,8 +116,8 @@ BOOST_AUTO_TEST_CASE(variables_without_a_constraint_are_untouched_by_this_machin
   auto a = make_variable(g, "a", w0, {2}, ad::DType::Float64, ad::constraints::non_neg());
   auto b = make_variable(g, "b", w0, {2});
   ad::optim::GradientDescent sgd({.learning_rate = 1.0});
-  auto train = sgd.apply_gradients(
-      {{make_constant(g, grad, {2}), a}, {make_constant(g, grad, {2}), b}});
+  auto train =
+      sgd.apply_gradients({{make_constant(g, grad, {2}), a}, {make_constant(g, grad, {2}), b}});
   BOOST_TEST(g.find_node("GradientDescent/update_a/Assign") >= 0);
   for (int i = 0; i < g.num_nodes(); ++i) {
     const auto& node = g.node(i);
@@ -161,8 +160,8 @@ BOOST_AUTO_TEST_CASE(every_optimizer_applies_the_constraint_after_each_step) {
   for (auto& opt : optimizers) {
     BOOST_TEST_CONTEXT(opt->name()) {
       ad::Graph g;
-      auto w =
-          make_variable(g, "w", {0.3, 0.1, 2.0}, {3}, ad::DType::Float64, ad::constraints::non_neg());
+      auto w = make_variable(g, "w", {0.3, 0.1, 2.0}, {3}, ad::DType::Float64,
+                             ad::constraints::non_neg());
       auto train = opt->apply_gradients({{make_constant(g, {1.0, 2.0, -1.0}, {3}), w}});
       ad::Session s(g);
       s.run({ad::global_variables_initializer(g)});

@@ -45,13 +45,12 @@ BOOST_AUTO_TEST_CASE(clip_by_value_refuses_to_broadcast_t) {
 
 BOOST_AUTO_TEST_CASE(clip_by_norm_rescales_only_above_the_limit) {
   ad::Graph g;
-  auto big = make_constant(g, {3.0, 4.0}, {2});     // norm 5
-  auto small = make_constant(g, {0.3, 0.4}, {2});   // norm 0.5
+  auto big = make_constant(g, {3.0, 4.0}, {2});    // norm 5
+  auto small = make_constant(g, {0.3, 0.4}, {2});  // norm 0.5
   auto zero = make_constant(g, {0.0, 0.0}, {2});
   ad::Session s(g);
   check_close(to_doubles(s.eval(ad::optim::clip_by_norm(big, 2.0))), {1.2, 1.6}, 1e-15, "big");
-  check_close(to_doubles(s.eval(ad::optim::clip_by_norm(small, 2.0))), {0.3, 0.4}, 1e-15,
-              "small");
+  check_close(to_doubles(s.eval(ad::optim::clip_by_norm(small, 2.0))), {0.3, 0.4}, 1e-15, "small");
   check_close(to_doubles(s.eval(ad::optim::clip_by_norm(zero, 2.0))), {0.0, 0.0}, 0.0, "zero");
 }
 
@@ -60,8 +59,8 @@ BOOST_AUTO_TEST_CASE(clip_by_norm_over_axes_clips_each_slice) {
   // Rows of norm 5 and 0.5; clipping per row (axis 1) to 1.
   auto t = make_constant(g, {3.0, 4.0, 0.3, 0.4}, {2, 2});
   ad::Session s(g);
-  check_close(to_doubles(s.eval(ad::optim::clip_by_norm(t, 1.0, {1}))), {0.6, 0.8, 0.3, 0.4},
-              1e-15, "rows");
+  check_close(to_doubles(s.eval(ad::optim::clip_by_norm(t, 1.0, {1}))), {0.6, 0.8, 0.3, 0.4}, 1e-15,
+              "rows");
   // Columns (axis 0): norms √(9.09) and √(16.16).
   const double c0 = std::sqrt(9.09);
   const double c1 = std::sqrt(16.16);

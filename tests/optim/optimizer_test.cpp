@@ -206,6 +206,23 @@ BOOST_AUTO_TEST_CASE(hyper_parameters_may_be_tensors_computed_at_run_time) {
   BOOST_TEST(s.value(w).flat(0) == -4.0);
 }
 
+BOOST_AUTO_TEST_CASE(a_variable_read_inside_a_cond_branch_is_trained_when_that_branch_runs) {
+  ad::Graph g;
+  auto w = make_variable(g, "w", {1.0}, {1});
+  auto use_w = ad::placeholder(g, ad::DType::Bool, {}, "use_w");
+  auto x = make_constant(g, {2.0}, {1});
+  auto y = ad::cond(
+      use_w, [&] { return w.value() * x; }, [&] { return x * 3.0; });
+  ad::optim::GradientDescent sgd({.learning_rate = 0.25});
+  auto train = sgd.minimize(ad::reduce_sum(y));
+  ad::Session s(g);
+  s.run({ad::global_variables_initializer(g)});
+  s.run({train}, {{use_w, ad::Array::scalar(true)}});  // d/dw = x = 2
+  BOOST_TEST(s.value(w).flat(0) == 0.5);
+  s.run({train}, {{use_w, ad::Array::scalar(false)}});  // w does not reach y: gradient 0
+  BOOST_TEST(s.value(w).flat(0) == 0.5);
+}
+
 BOOST_AUTO_TEST_CASE(get_slot_names_the_slots_that_exist) {
   ad::Graph g;
   auto w = make_variable(g, "w", kInitialW, kShape);

@@ -91,8 +91,8 @@ BOOST_AUTO_TEST_CASE(a_tensor_learning_rate_sets_the_dtype) {
   auto lr = ad::optim::exponential_decay(base, step, 2, 0.5);
   BOOST_TEST(lr.dtype() == ad::DType::Float32);
   ad::Session s(g);
-  const auto out = s.eval(lr, {{step, ad::Array::scalar<std::int64_t>(4)},
-                               {base, ad::Array::scalar(0.8F)}});
+  const auto out =
+      s.eval(lr, {{step, ad::Array::scalar<std::int64_t>(4)}, {base, ad::Array::scalar(0.8F)}});
   BOOST_TEST(out.data<float>()[0] == 0.2F);
 }
 
@@ -118,10 +118,9 @@ BOOST_AUTO_TEST_CASE(bad_arguments_are_value_errors) {
                         (MessageHas{{"exponential_decay", "decay_steps must be positive", "0"}}));
   BOOST_CHECK_EXCEPTION((void)ad::optim::cosine_decay(0.1, step, -5), ad::ValueError,
                         (MessageHas{{"cosine_decay", "decay_steps must be positive", "-5"}}));
-  BOOST_CHECK_EXCEPTION((void)ad::optim::piecewise_constant(step, {1, 2}, {1.0, 2.0}),
-                        ad::ValueError,
-                        (MessageHas{{"piecewise_constant", "one more entry", "2 values",
-                                     "2 boundaries"}}));
+  BOOST_CHECK_EXCEPTION(
+      (void)ad::optim::piecewise_constant(step, {1, 2}, {1.0, 2.0}), ad::ValueError,
+      (MessageHas{{"piecewise_constant", "one more entry", "2 values", "2 boundaries"}}));
   BOOST_CHECK_EXCEPTION((void)ad::optim::piecewise_constant(step, {2, 1}, {1.0, 2.0, 3.0}),
                         ad::ValueError, (MessageHas{{"strictly increasing"}}));
   auto vector_step = ad::placeholder(g, ad::DType::Int64, {2}, "steps");
