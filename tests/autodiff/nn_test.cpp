@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "autodiff/autodiff.h"
@@ -119,6 +120,62 @@ BOOST_AUTO_TEST_CASE(large_softmax_matches_reference_on_every_path) {
     const auto out = s.run({ad::nn::softmax(input, axis), ad::nn::log_softmax(input, axis)});
     BOOST_TEST(max_relative_error(out[0], reference_softmax(x, axis, false)) <= 1e-6);
     BOOST_TEST(max_relative_error(out[1], reference_softmax(x, axis, true)) <= 1e-6);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(float32_softmax_is_accurate_to_a_few_ulps_even_for_tiny_probabilities) {
+  // Logits spread over 80 nats: probabilities from about 1 down to 1e-36, all normal floats. Any
+  // float32 softmax rounds x - max(x) to float first (an error of up to 80 * 2^-24 in the exponent,
+  // i.e. 5e-6 relative), so the reference takes that rounded difference and is exact from there:
+  // what is checked is the exponential and the normalization.
+  const ad::Array x = random_array({4, 1000}, 3, -80, 0).astype(ad::DType::Float32);
+  ad::Graph g;
+  const auto input = ad::constant(g, x);
+  ad::Session s(g);
+  const auto out = s.run({ad::nn::softmax(input, 1), ad::nn::softmax(input, 0)});
+  const auto values = x.data<float>();
+  for (const int axis : {1, 0}) {
+    const std::int64_t rows = axis == 1 ? 4 : 1000;
+    const std::int64_t length = axis == 1 ? 1000 : 4;
+    auto at = [&](std::int64_t r, std::int64_t a) {
+      return static_cast<std::size_t>(axis == 1 ? r * 1000 + a : a * 1000 + r);
+    };
+    const auto& actual = out[axis == 1 ? 0 : 1];
+    double worst = 0;
+    for (std::int64_t r = 0; r < rows; ++r) {
+      float m = values[at(r, 0)];
+      for (std::int64_t a = 1; a < length; ++a) m = std::max(m, values[at(r, a)]);
+      long double sum = 0;
+      for (std::int64_t a = 0; a < length; ++a)
+        sum += std::exp((long double)(values[at(r, a)] - m));
+      for (std::int64_t a = 0; a < length; ++a) {
+        const long double e = std::exp((long double)(values[at(r, a)] - m)) / sum;
+        const auto got = static_cast<long double>(actual.data<float>()[at(r, a)]);
+        worst = std::max(worst, static_cast<double>(std::abs(got - e) / e));
+      }
+    }
+    BOOST_TEST(worst <= 4e-7, "axis " << axis << ": worst relative error " << worst);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(softmax_underflows_to_zero_and_propagates_nan_per_row) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  ad::Graph g;
+  const auto x = ad::constant(
+      g, ad::Array::from<float>({0.f, -100.f, -200.f, -inf, 1.f, nan, 2.f, 3.f}, {2, 4}));
+  ad::Session s(g);
+  const auto out = s.run({ad::nn::softmax(x), ad::nn::log_softmax(x)});
+  BOOST_TEST(out[0].at({0, 0}) == 1.0);
+  BOOST_TEST(out[0].at({0, 1}) == 0.0);
+  BOOST_TEST(out[0].at({0, 2}) == 0.0);
+  BOOST_TEST(out[0].at({0, 3}) == 0.0);
+  BOOST_TEST(out[1].at({0, 0}) == 0.0);
+  BOOST_TEST(out[1].at({0, 1}) == -100.0);
+  BOOST_TEST(std::isinf(out[1].at({0, 3})));
+  for (std::int64_t j = 0; j < 4; ++j) {
+    BOOST_TEST(std::isnan(out[0].at({1, j})));
+    BOOST_TEST(std::isnan(out[1].at({1, j})));
   }
 }
 
