@@ -267,6 +267,7 @@ struct Lanes {
     std::array<Acc, kLanes> l = lane;
     std::int64_t i = 0;
     for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
       for (int k = 0; k < kLanes; ++k) {
         l[static_cast<unsigned>(k)] = Op::combine(l[static_cast<unsigned>(k)], op.map(p[i + k], o));
       }
