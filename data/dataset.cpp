@@ -206,7 +206,7 @@ std::vector<std::int64_t> BatchIterator::order(std::int64_t epoch) const {
 }
 
 BatchIterator::Epoch BatchIterator::epoch(std::int64_t epoch) const {
-  return {*this, order(epoch)};
+  return {dataset_, options_.batch_size, num_batches(), order(epoch)};
 }
 
 Batch BatchIterator::batch(std::int64_t epoch, std::int64_t index) const {
@@ -214,16 +214,15 @@ Batch BatchIterator::batch(std::int64_t epoch, std::int64_t index) const {
 }
 
 Batch BatchIterator::Epoch::operator[](std::int64_t index) const {
-  const std::int64_t count = batches_->num_batches();
-  if (index < 0 || index >= count) {
-    throw OutOfRangeError(str("BatchIterator: batch ", index, " is outside [0, ", count, ")"));
+  if (index < 0 || index >= num_batches_) {
+    throw OutOfRangeError(
+        str("BatchIterator: batch ", index, " is outside [0, ", num_batches_, ")"));
   }
-  const std::int64_t b = batches_->options_.batch_size;
-  const std::int64_t first = index * b;
-  const std::int64_t last = std::min(first + b, static_cast<std::int64_t>(order_.size()));
+  const std::int64_t first = index * batch_size_;
+  const std::int64_t last = std::min(first + batch_size_, static_cast<std::int64_t>(order_.size()));
   const std::span<const std::int64_t> rows(order_.data() + first,
                                            static_cast<std::size_t>(last - first));
-  Dataset part = batches_->dataset_.rows(rows);
+  Dataset part = dataset_.rows(rows);
   return {.features = std::move(part.features), .labels = std::move(part.labels)};
 }
 

@@ -137,16 +137,23 @@ class BatchIterator::Epoch {
     Batch current_{};
   };
 
-  Epoch(const BatchIterator& batches, std::vector<std::int64_t> order)
-      : batches_(&batches), order_(std::move(order)) {}
+  Epoch(Dataset dataset, std::int64_t batch_size, std::int64_t num_batches,
+        std::vector<std::int64_t> order)
+      : dataset_(std::move(dataset)),
+        batch_size_(batch_size),
+        num_batches_(num_batches),
+        order_(std::move(order)) {}
   [[nodiscard]] iterator begin() const { return {this, 0}; }
-  [[nodiscard]] iterator end() const { return {this, batches_->num_batches()}; }
-  [[nodiscard]] std::int64_t size() const { return batches_->num_batches(); }
+  [[nodiscard]] iterator end() const { return {this, num_batches_}; }
+  [[nodiscard]] std::int64_t size() const { return num_batches_; }
   // Batch `index` of this epoch.
   [[nodiscard]] Batch operator[](std::int64_t index) const;
 
  private:
-  const BatchIterator* batches_;
+  // A copy sharing the data's storage, so an Epoch outlives the BatchIterator that made it.
+  Dataset dataset_;
+  std::int64_t batch_size_;
+  std::int64_t num_batches_;
   std::vector<std::int64_t> order_;
 };
 

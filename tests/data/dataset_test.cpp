@@ -187,6 +187,16 @@ BOOST_AUTO_TEST_CASE(drop_last_and_stored_order) {
                         (MessageHas{{"batch 2 is outside [0, 2)"}}));
 }
 
+BOOST_AUTO_TEST_CASE(an_epoch_outlives_its_iterator) {
+  const auto epoch =
+      ad::data::BatchIterator(indexed(5), {.batch_size = 2, .shuffle = false}).epoch(0);
+  std::vector<std::int64_t> order;
+  for (const auto& batch : epoch) {
+    for (const auto id : row_ids(batch.features)) order.push_back(id);
+  }
+  BOOST_TEST(order == (std::vector<std::int64_t>{0, 1, 2, 3, 4}), boost::test_tools::per_element());
+}
+
 BOOST_AUTO_TEST_CASE(batch_options_that_make_no_batch_are_rejected) {
   BOOST_CHECK_EXCEPTION(ad::data::BatchIterator(indexed(3), {.batch_size = 0}), ad::ValueError,
                         (MessageHas{{"batch_size is 0"}}));
