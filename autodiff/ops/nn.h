@@ -12,9 +12,11 @@ struct Moments {
   Tensor variance;  // biased (divide by N)
 };
 
-// Mean and biased variance over `axes` (two passes: the variance is the mean of squared
-// deviations from the mean, never E[x^2] - E[x]^2, so inputs with a large mean stay accurate).
-// As TF's nn.moments, the variance is built from stop_gradient(mean); its value is the same.
+// Mean and biased variance over `axes` (empty: all axes, as the reductions; negative axes count
+// from the end). Two passes: the mean, then the variance around it, accumulated in double and
+// corrected for the rounding of the mean, never E[x^2] - E[x]^2, so inputs with a large mean stay
+// accurate (more so than TF's nn.moments, whose values it otherwise matches). Derivatives of every
+// order are exact: unlike TF's stop_gradient(mean), which makes the second order inexact.
 [[nodiscard]] Moments moments(const Tensor& x, const std::vector<int>& axes, bool keepdims = false);
 
 namespace nn {
