@@ -8,9 +8,11 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
