@@ -5,6 +5,7 @@
 #include "autodiff/ops/conv.h"
 
 #include <algorithm>
+#include <ostream>
 #include <vector>
 
 #include "autodiff/error.h"
@@ -20,6 +21,10 @@ std::string_view to_string(Padding padding) { return padding == Padding::kSame ?
 std::string_view to_string(DataFormat format) {
   return format == DataFormat::kChannelsFirst ? "channels_first" : "channels_last";
 }
+
+std::ostream& operator<<(std::ostream& out, Padding padding) { return out << to_string(padding); }
+
+std::ostream& operator<<(std::ostream& out, DataFormat format) { return out << to_string(format); }
 
 ConvWindow conv_window(std::int64_t in, std::int64_t size, std::int64_t stride,
                        std::int64_t dilation, Padding padding) {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <iosfwd>
 #include <string_view>
 
 #include "autodiff/shape.h"
@@ -21,6 +22,8 @@ enum class DataFormat { kChannelsLast, kChannelsFirst };
 // "valid" / "same", "channels_last" / "channels_first".
 [[nodiscard]] std::string_view to_string(Padding padding);
 [[nodiscard]] std::string_view to_string(DataFormat format);
+std::ostream& operator<<(std::ostream& out, Padding padding);
+std::ostream& operator<<(std::ostream& out, DataFormat format);
 
 // One spatial dimension of a sliding window: output size and padding before the first element.
 struct ConvWindow {
