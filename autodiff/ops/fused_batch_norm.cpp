@@ -9,6 +9,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
+#include "autodiff/ops/channel_stats.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/reduce.h"
@@ -24,174 +25,16 @@ struct FusedGradAttrs {
   bool has_scale;
 };
 
-// How x is walked: a kept-axes block that is contiguous in memory gives x the view
-// [outer, channels, inner]; otherwise each element's channel comes from an odometer.
-struct ChannelLayout {
-  std::int64_t outer = 1;
-  std::int64_t channels = 1;
-  std::int64_t inner = 1;
-  bool contiguous = true;
-};
-
-ChannelLayout channel_layout(const Shape& shape, const std::vector<int>& reduction_axes) {
-  std::vector<char> kept(static_cast<std::size_t>(shape.rank()), 1);
-  for (int a : reduction_axes) kept[static_cast<std::size_t>(a)] = 0;
-  int first = -1;
-  int last = -1;
-  for (int d = 0; d < shape.rank(); ++d) {
-    if (kept[static_cast<std::size_t>(d)] && shape[d] != 1) {
-      if (first < 0) first = d;
-      last = d;
-    }
-  }
-  ChannelLayout layout;
-  if (first < 0) {  // a single channel
-    layout.inner = shape.num_elements();
-    return layout;
-  }
-  for (int d = 0; d < shape.rank(); ++d) {
-    const auto dim = shape[d];
-    if (d < first) {
-      layout.outer *= dim;
-    } else if (d > last) {
-      layout.inner *= dim;
-    } else {
-      layout.channels *= dim;
-      if (!kept[static_cast<std::size_t>(d)] && dim != 1) layout.contiguous = false;
-    }
-  }
-  return layout;
-}
-
-// Channel index of every element, for layouts whose kept axes are not contiguous.
-std::vector<std::int64_t> channel_index(const Shape& shape,
-                                        const std::vector<int>& reduction_axes) {
-  std::vector<char> kept(static_cast<std::size_t>(shape.rank()), 1);
-  for (int a : reduction_axes) kept[static_cast<std::size_t>(a)] = 0;
-  const auto n = static_cast<std::size_t>(shape.num_elements());
-  std::vector<std::int64_t> channel(n);
-  std::vector<std::int64_t> index(static_cast<std::size_t>(shape.rank()), 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::int64_t c = 0;
-    for (int d = 0; d < shape.rank(); ++d) {
-      if (kept[static_cast<std::size_t>(d)]) c = c * shape[d] + index[static_cast<std::size_t>(d)];
-    }
-    channel[i] = c;
-    for (int d = shape.rank() - 1; d >= 0; --d) {
-      if (++index[static_cast<std::size_t>(d)] < shape[d]) break;
-      index[static_cast<std::size_t>(d)] = 0;
-    }
-  }
-  return channel;
-}
-
 // Derivation. Per channel c, over its N elements i, with mean mu, variance var (biased, of x in
 // training), s = 1/sqrt(var + epsilon), x_hat_i = (x_i - mu) s, scale gamma, upstream dy_i:
 //   doffset = sum_i dy_i
 //   dscale  = sum_i dy_i x_hat_i = s * sum_i dy_i (x_i - mu)
 // Training (mu and var depend on x):
 //   dx_i = gamma s (dy_i - doffset / N - x_hat_i dscale / N)
-//        = a dy_i + k x_i + b,   a = gamma s,  k = -gamma s^2 dscale / N,  b = -a doffset / N - k
-//        mu
+//        = a dy_i + k x_i + b,
+//   with a = gamma s, k = -gamma s^2 dscale / N, b = -a doffset / N - k mu.
 // Inference (mu, var are constants): dx_i = gamma s dy_i.
-// Pass 1 gathers sum dy and sum dy (x - mu) per channel (double accumulators); pass 2 writes dx.
-constexpr std::int64_t kRowBlock = 256;  // rows per partial sum in the [rows, channels] layout
-
-template <class T>
-void channel_sums(const ChannelLayout& l, const T* x, const T* dy, const T* mean, double* sum_dy,
-                  double* sum_dyx) {
-  const std::int64_t C = l.channels;
-  if (l.inner > 1 || C == 1) {
-#pragma omp parallel for schedule(static) if (l.outer * C * l.inner >= (1 << 15))
-    for (std::int64_t c = 0; c < C; ++c) {
-      double s1 = 0;
-      double s2 = 0;
-      const double mu = static_cast<double>(mean[c]);
-      for (std::int64_t o = 0; o < l.outer; ++o) {
-        const T* xo = x + (o * C + c) * l.inner;
-        const T* go = dy + (o * C + c) * l.inner;
-        double p1 = 0;
-        double p2 = 0;
-#pragma omp simd reduction(+ : p1, p2)
-        for (std::int64_t i = 0; i < l.inner; ++i) {
-          const double g = static_cast<double>(go[i]);
-          p1 += g;
-          p2 += g * (static_cast<double>(xo[i]) - mu);
-        }
-        s1 += p1;
-        s2 += p2;
-      }
-      sum_dy[c] = s1;
-      sum_dyx[c] = s2;
-    }
-    return;
-  }
-  // [rows, C]: per-channel vectors accumulated over fixed row blocks, combined in block order.
-  const std::int64_t rows = l.outer;
-  const std::int64_t blocks = (rows + kRowBlock - 1) / kRowBlock;
-  thread_local std::vector<double> partial;
-  partial.assign(static_cast<std::size_t>(blocks * 2 * C), 0.0);
-  double* part = partial.data();
-#pragma omp parallel for schedule(static) if (rows * C >= (1 << 15))
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    double* p1 = part + b * 2 * C;
-    double* p2 = p1 + C;
-    const std::int64_t end = std::min(rows, (b + 1) * kRowBlock);
-    for (std::int64_t r = b * kRowBlock; r < end; ++r) {
-      const T* xr = x + r * C;
-      const T* gr = dy + r * C;
-#pragma omp simd
-      for (std::int64_t c = 0; c < C; ++c) {
-        const double g = static_cast<double>(gr[c]);
-        p1[c] += g;
-        p2[c] += g * (static_cast<double>(xr[c]) - static_cast<double>(mean[c]));
-      }
-    }
-  }
-  for (std::int64_t c = 0; c < C; ++c) {
-    sum_dy[c] = 0;
-    sum_dyx[c] = 0;
-  }
-  for (std::int64_t b = 0; b < blocks; ++b) {
-    const double* p1 = part + b * 2 * C;
-    const double* p2 = p1 + C;
-    for (std::int64_t c = 0; c < C; ++c) {
-      sum_dy[c] += p1[c];
-      sum_dyx[c] += p2[c];
-    }
-  }
-}
-
-// dx = a[c] * dy + k[c] * x + b[c]
-template <class T>
-void affine_dx(const ChannelLayout& l, const T* x, const T* dy, const T* a, const T* k, const T* b,
-               T* dx) {
-  const std::int64_t C = l.channels;
-  const std::int64_t total = l.outer * C * l.inner;
-  if (l.inner > 1 || C == 1) {
-#pragma omp parallel for collapse(2) schedule(static) if (total >= (1 << 15))
-    for (std::int64_t o = 0; o < l.outer; ++o) {
-      for (std::int64_t c = 0; c < C; ++c) {
-        const std::int64_t base = (o * C + c) * l.inner;
-        const T ac = a[c];
-        const T kc = k[c];
-        const T bc = b[c];
-#pragma omp simd
-        for (std::int64_t i = 0; i < l.inner; ++i)
-          dx[base + i] = ac * dy[base + i] + kc * x[base + i] + bc;
-      }
-    }
-    return;
-  }
-#pragma omp parallel for schedule(static) if (total >= (1 << 15))
-  for (std::int64_t r = 0; r < l.outer; ++r) {
-    const std::int64_t base = r * C;
-#pragma omp simd
-    for (std::int64_t c = 0; c < C; ++c)
-      dx[base + c] = a[c] * dy[base + c] + k[c] * x[base + c] + b[c];
-  }
-}
-
+// Pass 1 gathers sum dy and sum dy (x - mu) per channel; pass 2 writes dx.
 template <class T>
 void fused_grad(KernelContext& ctx) {
   const auto& attrs = ctx.attrs<FusedGradAttrs>();
@@ -212,7 +55,7 @@ void fused_grad(KernelContext& ctx) {
                    " (expected ", stat_shape, ")"));
     }
   }
-  const ChannelLayout layout = channel_layout(x.shape(), attrs.reduction_axes);
+  const detail::ChannelLayout layout = detail::channel_layout(x.shape(), attrs.reduction_axes);
   const std::int64_t C = stat_shape.num_elements();
   const std::int64_t per_channel_count = C == 0 ? 0 : x.size() / C;
   Array& dx = ctx.allocate_output(0, x.shape());
@@ -233,9 +76,9 @@ void fused_grad(KernelContext& ctx) {
   double* sum_dyx = sum_dy + C;
   std::vector<std::int64_t> channel;
   if (layout.contiguous) {
-    channel_sums(layout, xp, gp, mp, sum_dy, sum_dyx);
+    detail::channel_grad_sums(layout, xp, gp, mp, sum_dy, sum_dyx);
   } else {
-    channel = channel_index(x.shape(), attrs.reduction_axes);
+    channel = detail::channel_index(x.shape(), attrs.reduction_axes);
     for (std::int64_t i = 0; i < x.size(); ++i) {
       const auto c = channel[static_cast<std::size_t>(i)];
       sum_dy[c] += static_cast<double>(gp[i]);
@@ -273,7 +116,7 @@ void fused_grad(KernelContext& ctx) {
   }
   T* dxp = dx.mutable_data<T>().data();
   if (layout.contiguous) {
-    affine_dx(layout, xp, gp, a, k, b, dxp);
+    detail::channel_affine(layout, gp, a, xp, attrs.training ? k : nullptr, b, dxp);
   } else {
     for (std::int64_t i = 0; i < x.size(); ++i) {
       const auto c = channel[static_cast<std::size_t>(i)];
@@ -384,16 +227,23 @@ FusedBatchNormGrad fused_batch_norm_grad(const Tensor& dy, const Tensor& x, cons
 namespace nn {
 
 namespace {
+// TF's nn.batch_normalization op order, with the last step as one ChannelAffine node:
+// inv = rsqrt(variance + epsilon) (* scale); y = x * inv + (offset - mean * inv).
+Tensor normalize(const Tensor& x, const Tensor& mean, const Tensor& variance, const Tensor& scale,
+                 const Tensor& offset, double epsilon, const std::vector<int>& axes) {
+  Tensor inv = rsqrt(variance + epsilon);
+  if (scale) inv = inv * scale;
+  const Tensor shift = offset ? offset - mean * inv : -(mean * inv);
+  return channel_affine(x, inv, shift, axes);
+}
+
 Tensor to_shape(const Tensor& t, const Shape& shape) {
   return !t || t.shape() == shape ? t : reshape(t, shape);
 }
 }  // namespace
 
 std::pair<Tensor, Tensor> exact_moments(const Tensor& x, const std::vector<int>& axes) {
-  // Over no axes each element is its own statistic (ad::reduce_mean would read {} as all axes).
-  const Tensor mean = axes.empty() ? identity(x) : reduce_mean(x, axes, true);
-  const Tensor deviation = squared_difference(x, mean);
-  return {mean, axes.empty() ? deviation : reduce_mean(deviation, axes, true)};
+  return channel_moments(x, axes);
 }
 
 FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tensor& offset,
@@ -434,10 +284,10 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
     const auto outs = custom_gradient(
         inputs,
         [&](const std::vector<Tensor>& in) {
-          const auto [m, v] = exact_moments(in[0], axes);
-          const Tensor y =
-              nn::batch_normalization(in[0], m, v, has_offset ? in[offset_index] : Tensor(),
-                                      has_scale ? in[1] : Tensor(), epsilon);
+          const auto [m, v] = channel_moments(in[0], axes);
+          const Tensor y = normalize(
+              in[0], m, v, has_scale ? to_shape(in[1], stat_shape) : Tensor(),
+              has_offset ? to_shape(in[offset_index], stat_shape) : Tensor(), epsilon, axes);
           return std::vector<Tensor>{y, m, v};
         },
         [axes, epsilon, has_scale, has_offset, offset_index](const std::vector<Tensor>& in,
@@ -471,9 +321,10 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
       inputs,
       [&](const std::vector<Tensor>& in) {
         const std::size_t k = in.size();
-        return std::vector<Tensor>{nn::batch_normalization(in[0], in[k - 2], in[k - 1],
-                                                           has_offset ? in[offset_index] : Tensor(),
-                                                           has_scale ? in[1] : Tensor(), epsilon)};
+        return std::vector<Tensor>{normalize(
+            in[0], to_shape(in[k - 2], stat_shape), to_shape(in[k - 1], stat_shape),
+            has_scale ? to_shape(in[1], stat_shape) : Tensor(),
+            has_offset ? to_shape(in[offset_index], stat_shape) : Tensor(), epsilon, axes)};
       },
       [axes, epsilon, has_scale, has_offset, offset_index, stat_shape](
           const std::vector<Tensor>& in, const std::vector<Tensor>&,

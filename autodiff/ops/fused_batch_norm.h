@@ -53,5 +53,15 @@ struct FusedBatchNorm {
 [[nodiscard]] std::pair<Tensor, Tensor> exact_moments(const Tensor& x,
                                                       const std::vector<int>& axes);
 
+// The same statistics as one node: a single read of x from memory (two passes over cache-sized
+// chunks, merged with Chan's formula in double). Its gradient is recorded as ops.
+[[nodiscard]] std::pair<Tensor, Tensor> channel_moments(const Tensor& x,
+                                                        const std::vector<int>& axes);
+
+// x * scale + shift with per-channel scale and shift (shaped like x with `axes` set to 1), as one
+// node: one read of x and one write of the result.
+[[nodiscard]] Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
+                                    const std::vector<int>& axes);
+
 }  // namespace nn
 }  // namespace ad

@@ -3,6 +3,8 @@
 // and inference, first and second order, for several ranks and axis sets.
 #include "autodiff/ops/fused_batch_norm.h"
 
+#include <omp.h>
+
 #include <boost/test/unit_test.hpp>
 
 #include "autodiff/autodiff.h"
@@ -197,6 +199,85 @@ BOOST_AUTO_TEST_CASE(float32_gradient_is_close_to_float64_and_thread_count_indep
   }
   BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(results[1]),
                                     ad::testing::to_doubles(results[0])) < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(channel_moments_match_the_reference_in_every_layout) {
+  // NCHW-like, [rows, C], a contiguous kept block, non-contiguous kept axes, all kept.
+  const std::vector<Config> layouts{{{3, 4, 50}, {1}, false, false},
+                                    {{300, 7}, {1}, false, false},
+                                    {{2, 3, 4, 5}, {1, 2}, false, false},
+                                    {{2, 3, 2, 4}, {1, 3}, false, false},
+                                    {{5, 3}, {0, 1}, false, false}};
+  for (const auto& c : layouts) {
+    ad::Graph g;
+    const auto value = random_array(c.shape, 31, -3.0, 7.0);
+    auto x = ad::constant(g, value);
+    const auto [m, v] = ad::nn::channel_moments(x, reduction_axes(c));
+    ad::Session s(g);
+    const auto out = s.run({m, v});
+    const auto ch = ad::testing::channels(c.shape, c.kept);
+    const auto ref = ad::testing::channel_stats(ad::testing::to_doubles(value), ch);
+    BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(out[0]), ref.mean) < 1e-13);
+    BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(out[1]), ref.variance) < 1e-13);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(channel_moments_float32_is_accurate_for_a_large_mean) {
+  // 1e6 + N(0, 1): E[x^2] - E[x]^2 would lose every digit in float32.
+  for (const ad::Shape& shape : {ad::Shape{64, 4, 1000}, ad::Shape{4096, 8}}) {
+    const std::vector<int> axes = shape.rank() == 3 ? std::vector<int>{0, 2} : std::vector<int>{0};
+    const auto value = ad::testing::random_normal(shape, 5, 1e6, 1.0).astype(ad::DType::Float32);
+    ad::Graph g;
+    const auto [m, v] = ad::nn::channel_moments(ad::constant(g, value), axes);
+    ad::Session s(g);
+    const auto out = s.run({m, v});
+    const auto kept = shape.rank() == 3 ? std::vector<int>{1} : std::vector<int>{1};
+    const auto ref = ad::testing::channel_stats(ad::testing::to_doubles(value),
+                                                ad::testing::channels(shape, kept));
+    for (std::size_t c = 0; c < ref.variance.size(); ++c) {
+      BOOST_TEST(out[1].flat(static_cast<std::int64_t>(c)) == ref.variance[c],
+                 boost::test_tools::tolerance(1e-3));
+      BOOST_TEST(out[0].flat(static_cast<std::int64_t>(c)) == ref.mean[c],
+                 boost::test_tools::tolerance(1e-7));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(batch_norm_kernels_are_bitwise_identical_for_one_and_two_threads) {
+  for (const auto& [shape, kept] : std::vector<std::pair<ad::Shape, std::vector<int>>>{
+           {{8, 16, 32, 32}, {1}}, {{8, 32, 32, 16}, {3}}, {{512, 300}, {1}}}) {
+    Config c{shape, kept, true, true};
+    std::vector<std::vector<ad::Array>> results;
+    for (const int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      ad::Graph g;
+      auto x = ad::constant(g, random_array(shape, 3, -2.0, 2.0).astype(ad::DType::Float32));
+      auto gamma =
+          ad::constant(g, random_array(stat_shape(c), 4, 0.5, 1.5).astype(ad::DType::Float32));
+      auto beta = ad::constant(g, random_array(stat_shape(c), 5).astype(ad::DType::Float32));
+      auto dy = ad::constant(g, random_array(shape, 6).astype(ad::DType::Float32));
+      const auto r =
+          ad::nn::fused_batch_norm(x, gamma, beta, {}, {}, kEpsilon, reduction_axes(c), true);
+      const auto grads = ad::gradients({r.y}, {x, gamma, beta}, {dy});
+      ad::Session s(g);
+      results.push_back(s.run({r.y, r.mean, r.variance, grads[0], grads[1], grads[2]}));
+    }
+    omp_set_num_threads(2);
+    for (std::size_t i = 0; i < results[0].size(); ++i)
+      BOOST_TEST(results[0][i].bitwise_equal(results[1][i]));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(primitives_gradients_match_finite_differences) {
+  for (const auto& c : configs()) {
+    const auto axes = reduction_axes(c);
+    ad::testing::check_gradient(
+        [&](const std::vector<ad::Tensor>& in) {
+          const auto [m, v] = ad::nn::channel_moments(in[0], axes);
+          return ad::nn::channel_affine(in[0], m, v, axes) + ad::broadcast_like(v * m, in[0]);
+        },
+        {random_array(c.shape, 41, -2.0, 2.0)}, 1e-6, true);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(mismatched_statistics_are_rejected_with_shapes) {
