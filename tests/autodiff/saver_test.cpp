@@ -191,6 +191,18 @@ BOOST_AUTO_TEST_CASE(the_archive_formats_are_what_they_say) {
   BOOST_TEST(session.value(m.vars[3]).item<std::int64_t>() == std::int64_t{1} << 62);
 }
 
+BOOST_AUTO_TEST_CASE(header_carries_length_and_standard_crc32_of_the_payload) {
+  TempDir dir;
+  Model big({300, 70});  // long enough for the eight-byte steps and an odd tail
+  ad::Session session(big.graph);
+  set_values(session, big, 0.0);
+  for (const auto format : kFormats) {
+    ad::Saver(big.graph, {}, {.format = format}).save(session, dir.file("c"));
+    const auto [header, payload] = split(read_file(dir.file("c")));
+    BOOST_TEST(header + "\n" + payload == forge(header, payload));  // forge uses boost::crc_32_type
+  }
+}
+
 BOOST_AUTO_TEST_CASE(default_list_is_every_global_variable) {
   Model m;
   const ad::Saver saver(m.graph);
