@@ -296,50 +296,76 @@ struct TransposeAttrs {
   std::vector<int> perm;
 };
 
-// out[b][i][j] = in[b][j][i] for b < batch, i < rows, j < cols, in tiles that stay in cache.
-template <class T>
-void transpose_tiled(const T* in, T* out, std::int64_t batch, std::int64_t rows,
-                     std::int64_t cols) {
-  constexpr std::int64_t kTile = 32;
-  const std::int64_t row_tiles = (rows + kTile - 1) / kTile;
-  const std::int64_t tasks = batch * row_tiles;
-  const std::int64_t plane = rows * cols;
-#pragma omp parallel for schedule(static) if (batch * plane >= kParallelElements)
-  for (std::int64_t t = 0; t < tasks; ++t) {
-    const std::int64_t b = t / row_tiles;
-    const std::int64_t i0 = (t % row_tiles) * kTile;
-    const std::int64_t i1 = std::min(rows, i0 + kTile);
-    const T* src = in + b * plane;
-    T* dst = out + b * plane;
-    for (std::int64_t j0 = 0; j0 < cols; j0 += kTile) {
-      const std::int64_t j1 = std::min(cols, j0 + kTile);
-      for (std::int64_t i = i0; i < i1; ++i) {
-        for (std::int64_t j = j0; j < j1; ++j) dst[i * cols + j] = src[j * rows + i];
-      }
-    }
+// One tile of a 2-D transpose, out[i * out_row + j] = in[i + j * in_col] for i in [i0, i1) and
+// j in [j0, j1): rows of `in` are read into a small buffer and rows of `out` written from it, so
+// both sides move whole cache lines even when the strides are large powers of two (where a plain
+// tiled loop thrashes the cache's sets).
+template <class T, std::int64_t kTile>
+void transpose_tile(const T* in, std::int64_t in_col, T* out, std::int64_t out_row, std::int64_t i0,
+                    std::int64_t i1, std::int64_t j0, std::int64_t j1) {
+  std::array<T, kTile * kTile> buffer;
+  for (std::int64_t j = j0; j < j1; ++j) {
+    const T* from = in + j * in_col;
+    T* to = buffer.data() + (j - j0) * kTile - i0;
+    for (std::int64_t i = i0; i < i1; ++i) to[i] = from[i];
+  }
+  for (std::int64_t i = i0; i < i1; ++i) {
+    T* to = out + i * out_row;
+    const T* from = buffer.data() + (i - i0) - j0 * kTile;
+    for (std::int64_t j = j0; j < j1; ++j) to[j] = from[j * kTile];
   }
 }
 
+// Transposes through the nest (output-ordered dims, strides {input, output}). When the output's
+// inner dim is contiguous in the input too, it copies runs; otherwise the input's contiguous dim
+// k and the output's inner dim form 2-D planes, transposed tile by tile for every index of the
+// other dims.
 template <class T>
-void transpose_into(const Array& x, Array& out, const Nest<2>& nest) {
-  const T* in = x.data<T>().data();
-  T* y = out.mutable_data<T>().data();
-  const auto& s = nest.strides[0];
-  if (nest.rank == 2 && s[0] == 1 && s[1] == nest.dims[0]) {
-    transpose_tiled(in, y, 1, nest.dims[0], nest.dims[1]);
+void transpose_into(const T* in, T* out, const Nest<2>& nest) {
+  const int last = nest.rank - 1;
+  const auto& in_strides = nest.strides[0];
+  const auto& out_strides = nest.strides[1];
+  if (in_strides[u(last)] == 1) {
+    const std::int64_t n = nest.inner();
+    for_each_row(nest, [&](const std::array<std::int64_t, 2>& off) {
+      std::copy(in + off[0], in + off[0] + n, out + off[1]);
+    });
     return;
   }
-  if (nest.rank == 3 && s[1] == 1 && s[2] == nest.dims[1] && s[0] == nest.dims[1] * nest.dims[2]) {
-    transpose_tiled(in, y, nest.dims[0], nest.dims[1], nest.dims[2]);
-    return;
+  const int k =
+      static_cast<int>(std::find(in_strides.begin(), in_strides.begin() + last, std::int64_t{1}) -
+                       in_strides.begin());
+  std::vector<int> others;
+  std::int64_t planes = 1;
+  for (int d = 0; d < last; ++d) {
+    if (d == k) continue;
+    others.push_back(d);
+    planes *= nest.dims[u(d)];
   }
-  const std::int64_t n = nest.inner();
-  const std::int64_t stride = nest.inner_stride(0);
-  for_each_row(nest, [&](const std::array<std::int64_t, 2>& off) {
-    const T* from = in + off[0];
-    T* to = y + off[1];
-    for (std::int64_t i = 0; i < n; ++i) to[i] = from[i * stride];
-  });
+  constexpr std::int64_t kTile = sizeof(T) >= 8 ? 32 : 64;
+  const std::int64_t rows = nest.dims[u(k)];
+  const std::int64_t cols = nest.inner();
+  const std::int64_t row_tiles = (rows + kTile - 1) / kTile;
+  const std::int64_t tasks = planes * row_tiles;
+#pragma omp parallel for schedule(static) if (planes * rows * cols >= kParallelElements)
+  for (std::int64_t t = 0; t < tasks; ++t) {
+    std::int64_t rest = t / row_tiles;
+    std::int64_t in_offset = 0;
+    std::int64_t out_offset = 0;
+    for (auto d = others.rbegin(); d != others.rend(); ++d) {
+      const auto du = u(*d);
+      const std::int64_t index = rest % nest.dims[du];
+      rest /= nest.dims[du];
+      in_offset += index * in_strides[du];
+      out_offset += index * out_strides[du];
+    }
+    const std::int64_t i0 = (t % row_tiles) * kTile;
+    const std::int64_t i1 = std::min(rows, i0 + kTile);
+    for (std::int64_t j0 = 0; j0 < cols; j0 += kTile) {
+      transpose_tile<T, kTile>(in + in_offset, in_strides[u(last)], out + out_offset,
+                               out_strides[u(k)], i0, i1, j0, std::min(cols, j0 + kTile));
+    }
+  }
 }
 
 void transpose_kernel(KernelContext& ctx) {
@@ -362,7 +388,10 @@ void transpose_kernel(KernelContext& ctx) {
     return;
   }
   Array& out = ctx.allocate_output(0, shape);
-  dispatch_all(x.dtype(), [&](auto tag) { transpose_into<decltype(tag)>(x, out, nest); });
+  dispatch_all(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    transpose_into(x.data<T>().data(), out.mutable_data<T>().data(), nest);
+  });
 }
 
 void transpose_gradient(GradContext& g) {

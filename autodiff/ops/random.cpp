@@ -18,29 +18,20 @@
 
 namespace ad {
 
-namespace detail {
-
-std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
-                                           std::array<std::uint32_t, 2> key) {
-  constexpr std::uint64_t kM0 = 0xD2511F53;
-  constexpr std::uint64_t kM1 = 0xCD9E8D57;
-  constexpr std::uint32_t kW0 = 0x9E3779B9;
-  constexpr std::uint32_t kW1 = 0xBB67AE85;
-  for (int round = 0; round < 10; ++round) {
-    const std::uint64_t p0 = kM0 * counter[0];
-    const std::uint64_t p1 = kM1 * counter[2];
-    counter = {
-        static_cast<std::uint32_t>(p1 >> 32) ^ counter[1] ^ key[0], static_cast<std::uint32_t>(p1),
-        static_cast<std::uint32_t>(p0 >> 32) ^ counter[3] ^ key[1], static_cast<std::uint32_t>(p0)};
-    key[0] += kW0;
-    key[1] += kW1;
-  }
-  return counter;
-}
-
-}  // namespace detail
-
 namespace {
+
+// One Philox-4x32 round, then the key bump. Each caller runs ten rounds in its own loop, inlined,
+// so consecutive blocks overlap in the pipeline.
+[[gnu::always_inline]] inline void philox_round(std::array<std::uint32_t, 4>& counter,
+                                                std::array<std::uint32_t, 2>& key) {
+  const std::uint64_t p0 = std::uint64_t{0xD2511F53} * counter[0];
+  const std::uint64_t p1 = std::uint64_t{0xCD9E8D57} * counter[2];
+  counter = {
+      static_cast<std::uint32_t>(p1 >> 32) ^ counter[1] ^ key[0], static_cast<std::uint32_t>(p1),
+      static_cast<std::uint32_t>(p0 >> 32) ^ counter[3] ^ key[1], static_cast<std::uint32_t>(p0)};
+  key[0] += 0x9E3779B9;
+  key[1] += 0xBB67AE85;
+}
 
 constexpr std::int64_t kDefaultGraphSeed = 87654321;
 constexpr std::int64_t kParallelBlocks = std::int64_t{1} << 12;
@@ -68,13 +59,14 @@ std::array<std::uint32_t, 2> split_key(std::uint64_t key) {
   return {static_cast<std::uint32_t>(key), static_cast<std::uint32_t>(key >> 32)};
 }
 
-// Four random words for block `block` of run `run`.
+// Four random words for block `block` of run `run`: Philox-4x32-10 of the counter (block, run).
 std::array<std::uint32_t, 4> block_words(std::array<std::uint32_t, 2> key, std::uint64_t run,
                                          std::uint64_t block) {
-  return detail::philox4x32_10(
-      {static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
-       static_cast<std::uint32_t>(run), static_cast<std::uint32_t>(run >> 32)},
-      key);
+  std::array<std::uint32_t, 4> counter{
+      static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+      static_cast<std::uint32_t>(run), static_cast<std::uint32_t>(run >> 32)};
+  for (int round = 0; round < 10; ++round) philox_round(counter, key);
+  return counter;
 }
 
 // A double in [0, 1) with 53 random bits from two words.
@@ -99,31 +91,39 @@ void for_each_block(std::int64_t blocks, F f) {
   for (std::int64_t b = 0; b < blocks; ++b) f(b);
 }
 
+// The generators' lambdas capture by value: captured by reference, every scalar would be reloaded
+// after each store to `out`, which the compiler must assume may alias it.
 template <class T>
-void normal(const RandomAttrs& attrs, std::uint64_t run, std::span<T> out) {
+void normal(const RandomAttrs& attrs, std::uint64_t run, std::span<T> values) {
   const auto key = split_key(attrs.key);
-  const auto n = static_cast<std::int64_t>(out.size());
-  for_each_block((n + 1) / 2, [&](std::int64_t b) {
+  const auto n = static_cast<std::int64_t>(values.size());
+  const double mean = attrs.a;
+  const double stddev = attrs.b;
+  T* out = values.data();
+  for_each_block((n + 1) / 2, [=](std::int64_t b) {
     const auto z = normal_pair(block_words(key, run, static_cast<std::uint64_t>(b)));
-    for (std::int64_t k = 0; k < 2 && 2 * b + k < n; ++k)
-      out[static_cast<std::size_t>(2 * b + k)] =
-          static_cast<T>(attrs.a + attrs.b * z[static_cast<std::size_t>(k)]);
+    out[2 * b] = static_cast<T>(mean + stddev * z[0]);
+    if (2 * b + 1 < n) out[2 * b + 1] = static_cast<T>(mean + stddev * z[1]);
   });
 }
 
 // Element 2b + k takes the first of its block's redraws (each under its own key) that lies within
 // two standard deviations.
 template <class T>
-void truncated_normal(const RandomAttrs& attrs, std::uint64_t run, std::span<T> out) {
+void truncated_normal(const RandomAttrs& attrs, std::uint64_t run, std::span<T> values) {
   std::array<std::array<std::uint32_t, 2>, kMaxRedraws> keys{};
   keys[0] = split_key(attrs.key);
   for (std::size_t j = 1; j < keys.size(); ++j) keys[j] = split_key(splitmix64(attrs.key + j));
-  const auto n = static_cast<std::int64_t>(out.size());
-  for_each_block((n + 1) / 2, [&](std::int64_t b) {
+  const auto* key_list = keys.data();
+  const auto n = static_cast<std::int64_t>(values.size());
+  const double mean = attrs.a;
+  const double stddev = attrs.b;
+  T* out = values.data();
+  for_each_block((n + 1) / 2, [=](std::int64_t b) {
     std::array<double, 2> value{0.0, 0.0};
     std::array<bool, 2> done{false, 2 * b + 1 >= n};
-    for (std::size_t j = 0; j < keys.size() && !(done[0] && done[1]); ++j) {
-      const auto z = normal_pair(block_words(keys[j], run, static_cast<std::uint64_t>(b)));
+    for (int j = 0; j < kMaxRedraws && !(done[0] && done[1]); ++j) {
+      const auto z = normal_pair(block_words(key_list[j], run, static_cast<std::uint64_t>(b)));
       for (std::size_t k = 0; k < 2; ++k) {
         if (!done[k] && std::abs(z[k]) <= 2.0) {
           value[k] = z[k];
@@ -131,35 +131,34 @@ void truncated_normal(const RandomAttrs& attrs, std::uint64_t run, std::span<T> 
         }
       }
     }
-    for (std::int64_t k = 0; k < 2 && 2 * b + k < n; ++k)
-      out[static_cast<std::size_t>(2 * b + k)] =
-          static_cast<T>(attrs.a + attrs.b * value[static_cast<std::size_t>(k)]);
+    out[2 * b] = static_cast<T>(mean + stddev * value[0]);
+    if (2 * b + 1 < n) out[2 * b + 1] = static_cast<T>(mean + stddev * value[1]);
   });
 }
 
 // float32: four values per block, 24 bits each; float64: two values per block, 53 bits each.
 // Rounding minval + (maxval - minval) * u to T can land on maxval; such values step back below it.
 template <class T>
-void uniform(const RandomAttrs& attrs, std::uint64_t run, std::span<T> out) {
+void uniform(const RandomAttrs& attrs, std::uint64_t run, std::span<T> values) {
   const auto key = split_key(attrs.key);
-  const auto n = static_cast<std::int64_t>(out.size());
+  const auto n = static_cast<std::int64_t>(values.size());
   const double lo = attrs.a;
   const double range = attrs.b - attrs.a;
   const T hi = static_cast<T>(attrs.b);
   const T below_hi = std::nextafter(hi, static_cast<T>(lo));
   constexpr std::int64_t kPerBlock = std::is_same_v<T, float> ? 4 : 2;
-  for_each_block((n + kPerBlock - 1) / kPerBlock, [&](std::int64_t b) {
+  T* out = values.data();
+  for_each_block((n + kPerBlock - 1) / kPerBlock, [=](std::int64_t b) {
     const auto w = block_words(key, run, static_cast<std::uint64_t>(b));
+    std::array<double, kPerBlock> unit{};
+    if constexpr (kPerBlock == 4) {
+      for (std::size_t k = 0; k < 4; ++k) unit[k] = static_cast<double>(w[k] >> 8) * 0x1.0p-24;
+    } else {
+      unit = {unit_double(w[0], w[1]), unit_double(w[2], w[3])};
+    }
     for (std::int64_t k = 0; k < kPerBlock && kPerBlock * b + k < n; ++k) {
-      const auto kk = static_cast<std::size_t>(k);
-      double unit = 0;
-      if constexpr (kPerBlock == 4) {
-        unit = static_cast<double>(w[kk] >> 8) * 0x1.0p-24;
-      } else {
-        unit = unit_double(w[2 * kk], w[2 * kk + 1]);
-      }
-      const T v = static_cast<T>(lo + range * unit);
-      out[static_cast<std::size_t>(kPerBlock * b + k)] = v < hi ? v : below_hi;
+      const T v = static_cast<T>(lo + range * unit[static_cast<std::size_t>(k)]);
+      out[kPerBlock * b + k] = v < hi ? v : below_hi;
     }
   });
 }
@@ -250,6 +249,14 @@ Tensor record_random(Graph& graph, const Shape& shape, std::string_view fn,
 }
 
 }  // namespace
+
+namespace detail {
+std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
+                                           std::array<std::uint32_t, 2> key) {
+  for (int round = 0; round < 10; ++round) philox_round(counter, key);
+  return counter;
+}
+}  // namespace detail
 
 Tensor random_normal(Graph& graph, const Shape& shape, double mean, double stddev,
                      const RandomOptions& options) {
