@@ -205,6 +205,14 @@ Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
       throw ValueError(str(name_, ".apply_gradients: variable '", var.name(), "' is ", var.dtype(),
                            "; only float32 and float64 variables can be optimized"));
     }
+    // Checked before anything is recorded, so a failed call leaves no slots behind.
+    if (grad.is_op() || grad.dtype() != var.dtype() ||
+        !grad.shape().is_compatible_with(var.shape())) {
+      throw ValueError(
+          str(name_, ".apply_gradients: gradient '", grad.name(), "' is ",
+              grad.is_op() ? std::string("an op without outputs") : str(grad.dtype(), grad.shape()),
+              " but variable '", var.name(), "' is ", var.dtype(), var.shape()));
+    }
     vars.push_back(var);
     grads.push_back(grad);
   }

@@ -85,12 +85,14 @@ BOOST_AUTO_TEST_CASE(building_mistakes_are_value_errors_with_names_and_shapes) {
   ad::Graph g;
   auto w = make_variable(g, "w", kInitialW, kShape);
   ad::optim::GradientDescent sgd;
-  BOOST_CHECK_EXCEPTION(
-      (void)sgd.apply_gradients({{make_constant(g, {1, 2, 3}, {3}), w}}), ad::ValueError,
-      (MessageHas{{"ApplyGradientDescent", "has shape [3]", "variable 'w' has shape [2, 3]"}}));
+  BOOST_CHECK_EXCEPTION((void)sgd.apply_gradients({{make_constant(g, {1, 2, 3}, {3}), w}}),
+                        ad::ValueError,
+                        (MessageHas{{"GradientDescent.apply_gradients", "is float64[3]",
+                                     "variable 'w' is float64[2, 3]"}}));
   BOOST_CHECK_EXCEPTION(
       (void)sgd.apply_gradients({{make_constant(g, kGrad, kShape, ad::DType::Float32), w}}),
-      ad::ValueError, (MessageHas{{"ApplyGradientDescent", "float32", "variable 'w' is float64"}}));
+      ad::ValueError, (MessageHas{{"is float32[2, 3]", "variable 'w' is float64[2, 3]"}}));
+  BOOST_TEST(g.find_node("GradientDescent") < 0);  // the failed calls recorded no train op
   auto grad = make_constant(g, kGrad, kShape);
   BOOST_CHECK_EXCEPTION((void)sgd.apply_gradients({{grad, w}, {grad, w}}), ad::ValueError,
                         (MessageHas{{"'w' appears twice"}}));
@@ -221,6 +223,26 @@ BOOST_AUTO_TEST_CASE(a_variable_read_inside_a_cond_branch_is_trained_when_that_b
   BOOST_TEST(s.value(w).flat(0) == 0.5);
   s.run({train}, {{use_w, ad::Array::scalar(false)}});  // w does not reach y: gradient 0
   BOOST_TEST(s.value(w).flat(0) == 0.5);
+}
+
+BOOST_AUTO_TEST_CASE(minimize_under_control_dependencies_runs_them_first) {
+  // The TF1 idiom: with control_dependencies(UPDATE_OPS): train_op = opt.minimize(loss).
+  ad::Graph g;
+  auto w = make_variable(g, "w", {1.0}, {1});
+  auto counter = make_variable(g, "counter", {0.0}, {});
+  auto update = counter.assign_add(ad::scalar(g, 1.0, ad::DType::Float64));
+  ad::Tensor train;
+  {
+    const ad::ControlDependencies deps({update});
+    ad::optim::Adam adam;
+    train = adam.minimize(ad::reduce_sum(w.value()));
+  }
+  ad::Session s(g);
+  s.run({ad::global_variables_initializer(g)});
+  s.run({train});
+  s.run({train});
+  BOOST_TEST(s.value(counter).flat(0) == 2.0);
+  BOOST_TEST(s.value(w).flat(0) < 1.0);
 }
 
 BOOST_AUTO_TEST_CASE(get_slot_names_the_slots_that_exist) {
