@@ -1,7 +1,12 @@
 // Random ops. Each run of a random op draws new values; the sequence is fixed by the graph seed
 // (Graph::set_seed) and the op seed, so a program gives the same values every time it runs, with
-// any number of threads (counter-based generator: each element's value depends only on the seeds,
-// the run count and its index).
+// any number of threads (counter-based generator, Philox-4x32-10: each element's value depends
+// only on the seeds, how many times the node ran in this session, and its index). Two sessions of
+// one graph draw the same sequence.
+//
+// Seeds follow TF1: an unset op seed is the graph's next op seed, taken when the op is recorded;
+// an unset graph seed is TF's DEFAULT_GRAPH_SEED, 87654321. Unlike TF, this also holds when neither
+// is set, so unseeded programs are reproducible too.
 #pragma once
 
 #include <array>
@@ -18,14 +23,16 @@ struct RandomOptions {
   std::optional<std::int64_t> seed{};  // the op seed; unset: the graph assigns one
 };
 
+// Normal values (Box-Muller in float64) with the given mean and standard deviation.
 [[nodiscard]] Tensor random_normal(Graph& graph, const Shape& shape, double mean = 0.0,
                                    double stddev = 1.0, const RandomOptions& options = {});
+// Uniform values in [minval, maxval) (maxval > minval; bounds as rounded to the dtype).
 [[nodiscard]] Tensor random_uniform(Graph& graph, const Shape& shape, double minval = 0.0,
                                     double maxval = 1.0, const RandomOptions& options = {});
-// Normal values redrawn until they lie within two standard deviations of the mean.
+// Normal values redrawn until they lie within two standard deviations of the mean (as TF).
 [[nodiscard]] Tensor truncated_normal(Graph& graph, const Shape& shape, double mean = 0.0,
                                       double stddev = 1.0, const RandomOptions& options = {});
-// Same, with the shape given at run time by a 1-D Int64 tensor (e.g. dropout masks).
+// Uniform values as above, shaped by the run-time value of a 1-D Int64 tensor (dropout masks).
 [[nodiscard]] Tensor random_uniform(const Tensor& dims, double minval = 0.0, double maxval = 1.0,
                                     const RandomOptions& options = {});
 
