@@ -5,3 +5,4 @@
 #include "layers/batch_normalization.h"
 #include "layers/dense.h"
 #include "layers/conv2d.h"
+#include "layers/pooling.h"
