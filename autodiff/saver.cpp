@@ -34,6 +34,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/session.h"
+#include "autodiff/warnings.h"
 
 namespace ad {
 
@@ -584,6 +585,32 @@ std::vector<Entry> read_checkpoint(const std::string& path) {
   }
 }
 
+std::string_view scope_of(std::string_view name) {
+  const std::size_t slash = name.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : name.substr(0, slash);
+}
+
+// TF users lose models when a Saver built from trainable_variables() leaves out the moving
+// statistics next to the weights: warn when a global variable is not saved although a variable of
+// the same scope is (bn/moving_mean left out while bn/gamma is saved).
+void warn_about_left_out_siblings(const Graph& graph,
+                                  const std::map<std::string, int, std::less<>>& saved) {
+  std::map<std::string_view, std::string_view, std::less<>> saved_scopes;
+  for (const auto& [name, unused] : saved) saved_scopes.emplace(scope_of(name), name);
+  std::vector<std::pair<std::string, std::string_view>> left_out;
+  for (const auto& v : global_variables(graph)) {
+    if (saved.contains(v.name())) continue;
+    const auto it = saved_scopes.find(scope_of(v.name()));
+    if (it != saved_scopes.end()) left_out.emplace_back(v.name(), it->second);
+  }
+  if (left_out.empty()) return;
+  warn(str("Saver: '", left_out.front().first, "' is not saved although '", left_out.front().second,
+           "' in the same scope is",
+           left_out.size() > 1 ? str(" (and ", left_out.size() - 1, " more such variables)") : "",
+           "; a restore leaves it at its initial value. Moving statistics belong in the "
+           "checkpoint: use the default var_list (every global variable) or add them"));
+}
+
 }  // namespace
 
 Saver::Saver(Graph& graph, std::vector<Variable> var_list, SaverOptions options)
@@ -600,6 +627,7 @@ Saver::Saver(Graph& graph, std::vector<Variable> var_list, SaverOptions options)
       throw ValueError(str("Saver: variable '", v.name(), "' is listed twice"));
     }
   }
+  warn_about_left_out_siblings(graph, names);
 }
 
 void Saver::save(Session& session, const std::string& path) const {

@@ -215,6 +215,15 @@ Tensor variables_initializer(Graph& graph, const std::vector<Variable>& variable
   return group(ops, "init");
 }
 
+Tensor variables_initializer(const std::vector<Variable>& variables) {
+  if (variables.empty()) {
+    throw ValueError(
+        "variables_initializer: the list is empty; use variables_initializer(graph, {}) for a "
+        "no-op");
+  }
+  return variables_initializer(variables.front().graph(), variables);
+}
+
 Tensor global_variables_initializer(Graph& graph) {
   return variables_initializer(graph, global_variables(graph));
 }

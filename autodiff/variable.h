@@ -72,6 +72,8 @@ class Variable {
                                                             std::string_view scope = {});
 // An op running the initializers of `variables` / of every global variable.
 [[nodiscard]] Tensor variables_initializer(Graph& graph, const std::vector<Variable>& variables);
+// The same for a non-empty list (the graph is the variables'), as TF's variables_initializer(vars).
+[[nodiscard]] Tensor variables_initializer(const std::vector<Variable>& variables);
 [[nodiscard]] Tensor global_variables_initializer(Graph& graph);
 
 }  // namespace ad

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "autodiff/autodiff.h"
+#include "autodiff/warnings.h"
 #include "tests/support/gradient_check.h"
 
 using ad::testing::MessageHas;
@@ -209,6 +210,25 @@ BOOST_AUTO_TEST_CASE(default_list_is_every_global_variable) {
   BOOST_TEST(saver.var_list().size() == m.vars.size());
   const ad::Saver subset(m.graph, {m.vars[1]});
   BOOST_TEST(subset.var_list().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(leaving_out_a_moving_statistic_next_to_its_weights_warns) {
+  ad::Graph g;
+  (void)ad::Variable::create(g, "bn/gamma", {.shape = {2}});
+  (void)ad::Variable::create(g, "bn/beta", {.shape = {2}});
+  (void)ad::Variable::create(g, "bn/moving_mean", {.shape = {2}, .trainable = false});
+  (void)ad::Variable::create(g, "bn/moving_variance", {.shape = {2}, .trainable = false});
+  (void)ad::Variable::create(g, "dense/kernel/Adam", {.shape = {2}, .trainable = false});
+  std::vector<std::string> warnings;
+  const auto previous =
+      ad::set_warning_handler([&](std::string_view message) { warnings.emplace_back(message); });
+  const ad::Saver all(g);
+  BOOST_TEST(warnings.empty());
+  const ad::Saver weights_only(g, ad::trainable_variables(g));
+  ad::set_warning_handler(previous);
+  BOOST_REQUIRE(warnings.size() == 1u);
+  BOOST_TEST(MessageHas({{"'bn/moving_mean' is not saved although 'bn/", "1 more",
+                          "default var_list"}})(std::runtime_error(warnings[0])));
 }
 
 BOOST_AUTO_TEST_CASE(truncated_files_fail_cleanly_and_change_nothing) {

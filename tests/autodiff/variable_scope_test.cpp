@@ -296,6 +296,28 @@ BOOST_AUTO_TEST_CASE(collections_filter_by_scope_prefix_in_insertion_order) {
   BOOST_TEST(g.get_collection(ad::GraphKeys::GLOBAL_VARIABLES, "a").size() == 4u);
 }
 
+BOOST_AUTO_TEST_CASE(a_scope_can_be_initialized_on_its_own) {
+  ad::Graph g;
+  ad::Variable a;
+  ad::Variable b;
+  {
+    const VariableScope s(g, "a");
+    a = ad::get_variable(g, "w", vector_of(2));
+  }
+  {
+    const VariableScope s(g, "b");
+    b = ad::get_variable(g, "w", vector_of(2));
+  }
+  const auto init_a = ad::variables_initializer(
+      ad::variables_in_collection(g, ad::GraphKeys::GLOBAL_VARIABLES, "a/"));
+  ad::Session s(g);
+  s.run({init_a});
+  BOOST_TEST(s.is_initialized(a));
+  BOOST_TEST(!s.is_initialized(b));
+  BOOST_CHECK_EXCEPTION((void)ad::variables_initializer({}), ad::ValueError,
+                        (MessageHas{{"variables_initializer", "empty"}}));
+}
+
 BOOST_AUTO_TEST_CASE(regularization_loss_sums_the_collection_per_scope) {
   ad::Graph g;
   const auto l2 = [](const ad::Tensor& w) { return ad::reduce_sum(ad::square(w)) * 0.5; };
