@@ -6,3 +6,5 @@
 #include "layers/dense.h"
 #include "layers/conv2d.h"
 #include "layers/pooling.h"
+#include "layers/dropout.h"
+#include "layers/flatten.h"
