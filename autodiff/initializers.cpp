@@ -67,7 +67,9 @@ void orthonormalize(std::vector<std::vector<double>>& cols, std::int64_t m) {
     for (double& e : v) e *= inv;
     const std::int64_t len = m - k;
     const double* vp = v.data();
-#pragma omp parallel for schedule(static) if ((n - k) * len >= (1 << 16))
+    // One parallel region per reflector: worth it only when each carries about a millisecond of
+    // work (columns are independent, so the result does not depend on the thread count).
+#pragma omp parallel for schedule(static) if ((n - k) * len >= (1 << 20))
     for (std::int64_t j = k + 1; j < n; ++j) {
       double* c = cols[static_cast<std::size_t>(j)].data() + k;
       double dot = 0;
