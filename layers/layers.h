@@ -8,3 +8,4 @@
 #include "layers/pooling.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
+#include "layers/losses.h"
