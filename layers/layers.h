@@ -9,3 +9,4 @@
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/losses.h"
+#include "layers/metrics.h"
