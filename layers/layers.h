@@ -3,10 +3,10 @@
 #pragma once
 
 #include "layers/batch_normalization.h"
-#include "layers/dense.h"
 #include "layers/conv2d.h"
-#include "layers/pooling.h"
+#include "layers/dense.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/losses.h"
 #include "layers/metrics.h"
+#include "layers/pooling.h"
