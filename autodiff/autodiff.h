@@ -13,6 +13,7 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/conv.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/fused_batch_norm.h"
 #include "autodiff/ops/matmul.h"
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/pool.h"
