@@ -29,6 +29,7 @@ constexpr std::int64_t kColumns = 256;         // outputs one task of the row lo
 constexpr std::int64_t kParallelWork = 32768;  // fewer input elements: one thread
 constexpr std::int64_t kManyTasks = 16;        // at least this many outputs: split over them
 constexpr int kLanes = 8;
+constexpr std::int64_t kNarrowWidth = 64;  // rows narrower than this are unrolled
 
 struct ReduceAttrs {
   std::vector<int> axes{};  // sorted, distinct, in [0, rank)
@@ -359,6 +360,32 @@ void reduce_rows(const ReducePlan& plan, const T* x, T* out, const Op& op) {
   const std::int64_t tasks = plan.outer.count * column_chunks;
   const bool parallel = plan.outputs() * rows >= kParallelWork;
 
+  // Narrow rows stored back to back (NHWC with 3 channels, [batch, 4] features): `unroll` rows
+  // are accumulated as one wide row, which keeps the loop vectorizable, and folded per block.
+  const bool narrow =
+      width < kNarrowWidth && plan.middle.rank == 1 && plan.middle.dims[0].stride == width;
+  const std::int64_t unroll = kNarrowWidth / std::max<std::int64_t>(1, width);
+  const std::int64_t wide = unroll * width;
+  auto narrow_block = [&](const T* p, std::int64_t n, std::int64_t first_out, Acc* part) {
+    std::array<Acc, kNarrowWidth> lanes{};
+    std::array<std::int64_t, kNarrowWidth> index{};
+    for (std::int64_t j = 0; j < wide; ++j) {
+      lanes[static_cast<std::size_t>(j)] = Op::identity();
+      index[static_cast<std::size_t>(j)] = first_out + j % width;
+    }
+    Acc* l = lanes.data();
+    const std::int64_t* ix = index.data();
+    std::int64_t e = 0;
+    for (; e + wide <= n; e += wide) {
+#pragma omp simd
+      for (std::int64_t j = 0; j < wide; ++j) l[j] = Op::combine(l[j], op.map(p[e + j], ix[j]));
+    }
+    for (std::int64_t j = 0; e + j < n; ++j) l[j] = Op::combine(l[j], op.map(p[e + j], ix[j]));
+    for (std::int64_t u = 0; u < unroll; ++u) {
+      for (std::int64_t c = 0; c < width; ++c) part[c] = Op::combine(part[c], l[u * width + c]);
+    }
+  };
+
   // Folds rows [s * super_rows, ...) of columns [c0, c0 + w) of task o into acc[0, w).
   auto super_block = [&](std::int64_t base, std::int64_t first_out, std::int64_t c0, std::int64_t w,
                          std::int64_t s, Acc* acc) {
@@ -366,6 +393,17 @@ void reduce_rows(const ReducePlan& plan, const T* x, T* out, const Op& op) {
     std::fill(acc, acc + w, Op::identity());
     const std::int64_t first = s * super_rows;
     const std::int64_t last = std::min(rows, first + super_rows);
+    if (narrow) {
+      for (std::int64_t b = first; b < last; b += block_rows) {
+        std::fill(part.begin(), part.begin() + w, Op::identity());
+        const std::int64_t n = (std::min(last, b + block_rows) - b) * width;
+        narrow_block(x + base + b * width, n, first_out, part.data());
+        for (std::int64_t j = 0; j < w; ++j) {
+          acc[j] = Op::combine(acc[j], part[static_cast<std::size_t>(j)]);
+        }
+      }
+      return;
+    }
     Odometer row(plan.middle, first);
     for (std::int64_t b = first; b < last; b += block_rows) {
       std::fill(part.begin(), part.begin() + w, Op::identity());

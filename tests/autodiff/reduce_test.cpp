@@ -191,8 +191,10 @@ const std::vector<LargeCase> kLargeCases = {
     {{500, 300}, {1}},             // many outputs, short runs grouped into blocks
     {{4, 16, 24, 24}, {0, 2, 3}},  // NCHW, many channels: one task per channel
     {{8, 3, 40, 40}, {0, 2, 3}},   // NCHW, few channels: blocks of planes in parallel
-    {{10000, 64}, {0}},            // NHWC: all but the last axis, super-blocks in parallel
-    {{100000, 3}, {0}},            // narrow rows
+    {{5000, 64}, {0}},             // NHWC: all but the last axis, super-blocks in parallel
+    {{100000, 3}, {0}},            // narrow rows, unrolled into wide ones
+    {{70001, 5}, {0}},             // narrow rows that do not fill the unrolled width
+    {{8000, 40}, {0}},             // rows just narrower than the unrolling threshold
     {{2, 400, 600}, {1}},          // wide rows: several column tasks, super-blocks in parallel
     {{40, 300, 20}, {1}},          // outer x reduced x inner, one task per outer index
     {{30, 40, 50}, {0, 2}},        // reduced, kept, reduced
