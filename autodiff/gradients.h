@@ -35,8 +35,8 @@ class GradTarget {
 
 // A hand-written gradient for a recorded composition. `forward(inputs)` records the composition;
 // during reverse mode, `gradient(inputs, outputs, grad_outputs)` replaces differentiating through
-// it and returns one gradient per input (an empty Tensor for none). A grad_outputs entry is an empty
-// Tensor when its output received no gradient (read it as zero). What `gradient` records may
+// it and returns one gradient per input (an empty Tensor for none). A grad_outputs entry is an
+// empty Tensor when its output received no gradient (read it as zero). What `gradient` records may
 // itself be differentiated.
 using CustomGradientFn = std::function<std::vector<Tensor>(
     const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
