@@ -24,5 +24,5 @@
 #include "autodiff/session.h"
 #include "autodiff/tensor.h"
 #include "autodiff/variable.h"
-#include "autodiff/warnings.h"
 #include "autodiff/variable_scope.h"
+#include "autodiff/warnings.h"

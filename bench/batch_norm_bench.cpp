@@ -48,8 +48,9 @@ void run(benchmark::State& state, bool training, bool fused) {
   session.run({step}, feeds);  // warm-up: plans and fills the buffer pool
   const auto before = session.stats().buffer_allocations;
   for (auto _ : state) session.run({step}, feeds);
-  state.counters["allocs_per_run"] = benchmark::Counter(
-      static_cast<double>(session.stats().buffer_allocations - before), benchmark::Counter::kAvgIterations);
+  state.counters["allocs_per_run"] =
+      benchmark::Counter(static_cast<double>(session.stats().buffer_allocations - before),
+                         benchmark::Counter::kAvgIterations);
   const double elements = static_cast<double>(c.shape.num_elements());
   const double bytes = (training ? 5.0 : 2.0) * elements * sizeof(float);
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes) * state.iterations());
