@@ -1,7 +1,8 @@
-// Conv2D and its two backprop ops: im2col (or col2im) into a scratch buffer, then GEMM through the
-// wrapper in gemm.h. channels_last runs one GEMM per chunk of images ([rows, K] x [K, F] lands
-// directly in NHWC order); channels_first runs one GEMM per image ([F, K] x [K, OH*OW]). Chunks
-// have a fixed size, so results do not depend on the thread count.
+// Conv2D and its two backprop ops: im2col (or col2im) into a scratch buffer, then one GEMM per
+// chunk of images through the wrapper in gemm.h. channels_last computes [rows, K] x [K, F], which
+// lands directly in NHWC order; channels_first computes [F, K] x [K, count * OH * OW] and copies
+// the result to NCHW order. Chunks have a fixed size, so results do not depend on the thread
+// count.
 #include "autodiff/ops/conv.h"
 
 #include <algorithm>
@@ -48,7 +49,6 @@ namespace {
 // GEMMs, small enough to stay in memory comfortably. The scratch is per thread and kept, so a
 // steady-state run allocates nothing.
 constexpr std::int64_t kColBudget = std::int64_t{1} << 22;
-constexpr std::int64_t kParallelWork = std::int64_t{1} << 15;
 // Output positions per partial GEMM of the filter gradient.
 constexpr std::int64_t kRowBlock = 512;
 
@@ -66,8 +66,9 @@ struct Geometry {
   [[nodiscard]] std::int64_t p() const { return oh * ow; }
   [[nodiscard]] std::int64_t in_image() const { return h * w * c; }
   [[nodiscard]] std::int64_t out_image() const { return oh * ow * f; }
-  // A 1x1 kernel with stride 1 needs no im2col: the input already is the column matrix.
-  [[nodiscard]] bool direct() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1; }
+  // A 1x1 kernel with stride 1 on channels_last needs no im2col: the input already is the column
+  // matrix [N * H * W, C].
+  [[nodiscard]] bool direct() const { return !nchw && kh == 1 && kw == 1 && sh == 1 && sw == 1; }
   [[nodiscard]] std::int64_t images_per_chunk() const {
     const std::int64_t per_image = std::max<std::int64_t>(p() * k(), 1);
     return std::clamp<std::int64_t>(kColBudget / per_image, 1, std::max<std::int64_t>(n, 1));
@@ -140,22 +141,34 @@ T* scratch(std::int64_t elements) {
   return buffer.data();
 }
 
-// One image, channels_last: col[(oh, ow), (kh, kw, c)].
+// One image, channels_last: col[(oh, ow), (kh, kw, c)]. Walked tap by tap so the in-bounds
+// outputs of each image row are a range, and single channels are copied without a call.
 template <class T>
 void im2col_nhwc(const Geometry& g, const T* x, T* col) {
   const std::int64_t k = g.k();
-  for (std::int64_t oh = 0; oh < g.oh; ++oh) {
-    for (std::int64_t ow = 0; ow < g.ow; ++ow) {
-      T* row = col + (oh * g.ow + ow) * k;
-      for (std::int64_t i = 0; i < g.kh; ++i) {
+  for (std::int64_t i = 0; i < g.kh; ++i) {
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      const std::int64_t offset = j * g.dw - g.pl;
+      std::int64_t lo = 0;
+      std::int64_t hi = 0;
+      valid_range(offset, g.sw, g.w, g.ow, lo, hi);
+      const std::int64_t tap = (i * g.kw + j) * g.c;
+      for (std::int64_t oh = 0; oh < g.oh; ++oh) {
+        T* row = col + oh * g.ow * k + tap;
         const std::int64_t ih = oh * g.sh - g.pt + i * g.dh;
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const std::int64_t iw = ow * g.sw - g.pl + j * g.dw;
-          T* dst = row + (i * g.kw + j) * g.c;
-          if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) {
-            std::copy_n(x + (ih * g.w + iw) * g.c, g.c, dst);
-          } else {
-            std::fill_n(dst, g.c, T{0});
+        const bool inside = ih >= 0 && ih < g.h;
+        const std::int64_t first = inside ? lo : g.ow;
+        const std::int64_t last = inside ? hi : g.ow;
+        for (std::int64_t ow = 0; ow < first; ++ow) std::fill_n(row + ow * k, g.c, T{0});
+        for (std::int64_t ow = last; ow < g.ow; ++ow) std::fill_n(row + ow * k, g.c, T{0});
+        if (!inside) continue;
+        // Indices, not a shifted pointer: ih * w + offset may be negative before `first`.
+        const std::int64_t base = ih * g.w + offset;
+        if (g.c == 1) {
+          for (std::int64_t ow = first; ow < last; ++ow) row[ow * k] = x[base + ow * g.sw];
+        } else {
+          for (std::int64_t ow = first; ow < last; ++ow) {
+            std::copy_n(x + (base + ow * g.sw) * g.c, g.c, row + ow * k);
           }
         }
       }
@@ -168,29 +181,34 @@ template <class T>
 void col2im_nhwc(const Geometry& g, const T* col, T* dx) {
   std::fill_n(dx, g.in_image(), T{0});
   const std::int64_t k = g.k();
-  for (std::int64_t oh = 0; oh < g.oh; ++oh) {
-    for (std::int64_t ow = 0; ow < g.ow; ++ow) {
-      const T* row = col + (oh * g.ow + ow) * k;
-      for (std::int64_t i = 0; i < g.kh; ++i) {
+  for (std::int64_t i = 0; i < g.kh; ++i) {
+    for (std::int64_t j = 0; j < g.kw; ++j) {
+      const std::int64_t offset = j * g.dw - g.pl;
+      std::int64_t lo = 0;
+      std::int64_t hi = 0;
+      valid_range(offset, g.sw, g.w, g.ow, lo, hi);
+      const std::int64_t tap = (i * g.kw + j) * g.c;
+      for (std::int64_t oh = 0; oh < g.oh; ++oh) {
         const std::int64_t ih = oh * g.sh - g.pt + i * g.dh;
         if (ih < 0 || ih >= g.h) continue;
-        for (std::int64_t j = 0; j < g.kw; ++j) {
-          const std::int64_t iw = ow * g.sw - g.pl + j * g.dw;
-          if (iw < 0 || iw >= g.w) continue;
-          const T* src = row + (i * g.kw + j) * g.c;
-          T* dst = dx + (ih * g.w + iw) * g.c;
+        const T* row = col + oh * g.ow * k + tap;
+        const std::int64_t base = ih * g.w + offset;
+        for (std::int64_t ow = lo; ow < hi; ++ow) {
+          const T* s = row + ow * k;
+          T* d = dx + (base + ow * g.sw) * g.c;
 #pragma omp simd
-          for (std::int64_t c = 0; c < g.c; ++c) dst[c] += src[c];
+          for (std::int64_t c = 0; c < g.c; ++c) d[c] += s[c];
         }
       }
     }
   }
 }
 
-// One image, channels_first: col[(kh, kw, c), (oh, ow)], the row order of the filter matrix.
+// One image, channels_first: rows (kh, kw, c) (the filter matrix's row order), columns (oh, ow),
+// written with row stride `ld` so the images of a chunk sit side by side in one [K, count * P]
+// matrix.
 template <class T>
-void im2col_nchw(const Geometry& g, const T* x, T* col) {
-  const std::int64_t p = g.p();
+void im2col_nchw(const Geometry& g, const T* x, T* col, std::int64_t ld) {
   for (std::int64_t i = 0; i < g.kh; ++i) {
     for (std::int64_t j = 0; j < g.kw; ++j) {
       const std::int64_t offset = j * g.dw - g.pl;
@@ -198,7 +216,7 @@ void im2col_nchw(const Geometry& g, const T* x, T* col) {
       std::int64_t hi = 0;
       valid_range(offset, g.sw, g.w, g.ow, lo, hi);
       for (std::int64_t c = 0; c < g.c; ++c) {
-        T* dst = col + ((i * g.kw + j) * g.c + c) * p;
+        T* dst = col + ((i * g.kw + j) * g.c + c) * ld;
         const T* plane = x + c * g.h * g.w;
         for (std::int64_t oh = 0; oh < g.oh; ++oh) {
           T* d = dst + oh * g.ow;
@@ -207,9 +225,9 @@ void im2col_nchw(const Geometry& g, const T* x, T* col) {
             std::fill_n(d, g.ow, T{0});
             continue;
           }
-          const T* src = plane + ih * g.w + offset;
+          const std::int64_t base = ih * g.w + offset;
           std::fill_n(d, lo, T{0});
-          for (std::int64_t ow = lo; ow < hi; ++ow) d[ow] = src[ow * g.sw];
+          for (std::int64_t ow = lo; ow < hi; ++ow) d[ow] = plane[base + ow * g.sw];
           std::fill_n(d + hi, g.ow - hi, T{0});
         }
       }
@@ -218,9 +236,8 @@ void im2col_nchw(const Geometry& g, const T* x, T* col) {
 }
 
 template <class T>
-void col2im_nchw(const Geometry& g, const T* col, T* dx) {
+void col2im_nchw(const Geometry& g, const T* col, std::int64_t ld, T* dx) {
   std::fill_n(dx, g.in_image(), T{0});
-  const std::int64_t p = g.p();
   for (std::int64_t i = 0; i < g.kh; ++i) {
     for (std::int64_t j = 0; j < g.kw; ++j) {
       const std::int64_t offset = j * g.dw - g.pl;
@@ -228,56 +245,78 @@ void col2im_nchw(const Geometry& g, const T* col, T* dx) {
       std::int64_t hi = 0;
       valid_range(offset, g.sw, g.w, g.ow, lo, hi);
       for (std::int64_t c = 0; c < g.c; ++c) {
-        const T* src = col + ((i * g.kw + j) * g.c + c) * p;
+        const T* src = col + ((i * g.kw + j) * g.c + c) * ld;
         T* plane = dx + c * g.h * g.w;
         for (std::int64_t oh = 0; oh < g.oh; ++oh) {
           const std::int64_t ih = oh * g.sh - g.pt + i * g.dh;
           if (ih < 0 || ih >= g.h) continue;
           const T* s = src + oh * g.ow;
-          T* d = plane + ih * g.w + offset;
-          for (std::int64_t ow = lo; ow < hi; ++ow) d[ow * g.sw] += s[ow];
+          const std::int64_t base = ih * g.w + offset;
+          for (std::int64_t ow = lo; ow < hi; ++ow) plane[base + ow * g.sw] += s[ow];
         }
       }
     }
   }
 }
 
-// Columns of images [n0, n0 + count) into `col`, image by image (in parallel when large).
+// Columns of images [n0, n0 + count) into `col`: [count * P, K] for channels_last, [K, count * P]
+// for channels_first. Serial on purpose: the copies are memory-bound and cheap next to the GEMM,
+// and an OpenMP team spinning after its loop would compete with OpenBLAS's threads for the cores.
 template <class T>
 void fill_columns(const Geometry& g, const T* x, std::int64_t n0, std::int64_t count, T* col) {
-  const std::int64_t per_image = g.p() * g.k();
-#pragma omp parallel for if (count > 1 && count * per_image >= kParallelWork)
+  const std::int64_t p = g.p();
   for (std::int64_t i = 0; i < count; ++i) {
     const T* image = x + (n0 + i) * g.in_image();
     if (g.nchw) {
-      im2col_nchw(g, image, col + i * per_image);
+      im2col_nchw(g, image, col + i * p, count * p);
     } else {
-      im2col_nhwc(g, image, col + i * per_image);
+      im2col_nhwc(g, image, col + i * p * g.k());
     }
   }
 }
 
 template <class T>
 void scatter_columns(const Geometry& g, const T* col, std::int64_t n0, std::int64_t count, T* dx) {
-  const std::int64_t per_image = g.p() * g.k();
-#pragma omp parallel for if (count > 1 && count * per_image >= kParallelWork)
+  const std::int64_t p = g.p();
   for (std::int64_t i = 0; i < count; ++i) {
     T* image = dx + (n0 + i) * g.in_image();
     if (g.nchw) {
-      col2im_nchw(g, col + i * per_image, image);
+      col2im_nchw(g, col + i * p, count * p, image);
     } else {
-      col2im_nhwc(g, col + i * per_image, image);
+      col2im_nhwc(g, col + i * p * g.k(), image);
     }
   }
 }
 
-// y = conv(x, w).
+// channels_first outputs of a chunk: [count, F, P] in memory <-> [F, count * P] for the GEMMs.
+template <class T>
+void gather_outputs(const Geometry& g, const T* y, std::int64_t count, T* matrix) {
+  const std::int64_t p = g.p();
+  for (std::int64_t i = 0; i < count; ++i) {
+    for (std::int64_t f = 0; f < g.f; ++f) {
+      std::copy_n(y + (i * g.f + f) * p, p, matrix + f * count * p + i * p);
+    }
+  }
+}
+
+template <class T>
+void scatter_outputs(const Geometry& g, const T* matrix, std::int64_t count, T* y) {
+  const std::int64_t p = g.p();
+  for (std::int64_t i = 0; i < count; ++i) {
+    for (std::int64_t f = 0; f < g.f; ++f) {
+      std::copy_n(matrix + f * count * p + i * p, p, y + (i * g.f + f) * p);
+    }
+  }
+}
+
+// y = conv(x, w): one GEMM per chunk of images.
 template <class T>
 void forward(const Geometry& g, const T* x, const T* w, T* y) {
   const std::int64_t k = g.k();
   const std::int64_t p = g.p();
   const std::int64_t chunk = g.images_per_chunk();
   T* col = g.direct() ? nullptr : scratch<T, 0>(chunk * p * k);
+  T* out = g.nchw ? scratch<T, 1>(chunk * p * g.f) : nullptr;
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
     const T* cols = col;
@@ -289,26 +328,24 @@ void forward(const Geometry& g, const T* x, const T* w, T* y) {
     if (!g.nchw) {
       gemm<T>(false, false, count * p, g.f, k, T{1}, cols, k, w, g.f, T{0}, y + n0 * g.out_image(),
               g.f);
-      continue;
-    }
-    for (std::int64_t i = 0; i < count; ++i) {
-      gemm<T>(true, false, g.f, p, k, T{1}, w, g.f, cols + i * k * p, p, T{0},
-              y + (n0 + i) * g.out_image(), p);
+    } else {
+      gemm<T>(true, false, g.f, count * p, k, T{1}, w, g.f, cols, count * p, T{0}, out, count * p);
+      scatter_outputs(g, out, count, y + n0 * g.out_image());
     }
   }
 }
 
-// dw = sum over images of col^T dy. The sum runs over every output position of the batch, so it
-// is split into blocks of kRowBlock positions whose GEMMs go to a scratch partial, accumulated in
-// double (float32 GEMMs accumulate in float32; this keeps dw within 1e-6 of a float64 reference).
-// The blocks depend only on the shapes, so the result does not depend on the thread count.
+// dw = sum over the batch of col^T dy. The sum runs over every output position, so it is split
+// into blocks of kRowBlock positions whose GEMMs go to a scratch partial, accumulated in double
+// (a float32 GEMM accumulates in float32; this keeps dw within 1e-6 of a float64 reference). The
+// blocks depend only on the shapes, so the result does not depend on the thread count.
 template <class T>
 void filter_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
   const std::int64_t k = g.k();
   const std::int64_t p = g.p();
   const std::int64_t size = k * g.f;
-  double* sum = scratch<double, 1>(size);
-  T* partial = scratch<T, 2>(size);
+  double* sum = scratch<double, 2>(size);
+  T* partial = scratch<T, 3>(size);
   std::fill_n(sum, size, 0.0);
   auto accumulate = [&] {
 #pragma omp simd
@@ -316,45 +353,40 @@ void filter_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
   };
   const std::int64_t chunk = g.images_per_chunk();
   T* col = g.direct() ? nullptr : scratch<T, 0>(chunk * p * k);
+  T* grads = g.nchw ? scratch<T, 1>(chunk * p * g.f) : nullptr;
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
+    const std::int64_t columns = count * p;
     const T* cols = col;
     if (g.direct()) {
       cols = x + n0 * g.in_image();
     } else {
       fill_columns(g, x, n0, count, col);
     }
-    if (!g.nchw) {
-      const T* dy_chunk = dy + n0 * g.out_image();
-      for (std::int64_t r0 = 0; r0 < count * p; r0 += kRowBlock) {
-        const std::int64_t rows = std::min(kRowBlock, count * p - r0);
-        gemm<T>(true, false, k, g.f, rows, T{1}, cols + r0 * k, k, dy_chunk + r0 * g.f, g.f, T{0},
+    if (g.nchw) gather_outputs(g, dy + n0 * g.out_image(), count, grads);
+    for (std::int64_t r0 = 0; r0 < columns; r0 += kRowBlock) {
+      const std::int64_t rows = std::min(kRowBlock, columns - r0);
+      if (!g.nchw) {
+        gemm<T>(true, false, k, g.f, rows, T{1}, cols + r0 * k, k,
+                dy + n0 * g.out_image() + r0 * g.f, g.f, T{0}, partial, g.f);
+      } else {
+        gemm<T>(false, true, k, g.f, rows, T{1}, cols + r0, columns, grads + r0, columns, T{0},
                 partial, g.f);
-        accumulate();
       }
-      continue;
-    }
-    for (std::int64_t i = 0; i < count; ++i) {
-      const T* col_image = cols + i * k * p;
-      const T* dy_image = dy + (n0 + i) * g.out_image();
-      for (std::int64_t p0 = 0; p0 < p; p0 += kRowBlock) {
-        const std::int64_t len = std::min(kRowBlock, p - p0);
-        gemm<T>(false, true, k, g.f, len, T{1}, col_image + p0, p, dy_image + p0, p, T{0}, partial,
-                g.f);
-        accumulate();
-      }
+      accumulate();
     }
   }
   for (std::int64_t i = 0; i < size; ++i) dw[i] = static_cast<T>(sum[i]);
 }
 
-// dx = col2im(dy w^T).
+// dx = col2im(dy w^T), one GEMM per chunk of images.
 template <class T>
 void input_grad(const Geometry& g, const T* w, const T* dy, T* dx) {
   const std::int64_t k = g.k();
   const std::int64_t p = g.p();
   const std::int64_t chunk = g.images_per_chunk();
   T* col = g.direct() ? nullptr : scratch<T, 0>(chunk * p * k);
+  T* grads = g.nchw ? scratch<T, 1>(chunk * p * g.f) : nullptr;
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
     T* cols = g.direct() ? dx + n0 * g.in_image() : col;
@@ -362,10 +394,9 @@ void input_grad(const Geometry& g, const T* w, const T* dy, T* dx) {
       gemm<T>(false, true, count * p, k, g.f, T{1}, dy + n0 * g.out_image(), g.f, w, g.f, T{0},
               cols, k);
     } else {
-      for (std::int64_t i = 0; i < count; ++i) {
-        gemm<T>(false, false, k, p, g.f, T{1}, w, g.f, dy + (n0 + i) * g.out_image(), p, T{0},
-                cols + i * k * p, p);
-      }
+      gather_outputs(g, dy + n0 * g.out_image(), count, grads);
+      gemm<T>(false, false, k, count * p, g.f, T{1}, w, g.f, grads, count * p, T{0}, cols,
+              count * p);
     }
     if (!g.direct()) scatter_columns(g, col, n0, count, dx);
   }
