@@ -483,8 +483,8 @@ std::string axes_string(const std::vector<int>& axes) {
   return s + "}";
 }
 
-// Allocates the output; returns false (after filling it with `empty_value`, or failing when that
-// is NaN and `fail_when_empty`) when there are no input elements.
+// Allocates the output. With no input elements, fills it with `empty_value` (or fails, for
+// reductions that have no value there) and returns false.
 bool prepare(KernelContext& ctx, Array*& out, double empty_value, bool fail_when_empty) {
   const Array& x = ctx.input(0);
   const auto& attrs = ctx.attrs<ReduceAttrs>();
