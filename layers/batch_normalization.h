@@ -1,6 +1,6 @@
 // TF r2.4's tf.compat.v1.layers.batch_normalization and its class form BatchNormalization, with
-// every argument. See ../shared/spec/batch_normalization.md in the project's planning docs and
-// docs/batch_normalization.md for the semantics followed here.
+// every argument. docs/batch_normalization.md describes the semantics followed and the paths a
+// configuration can take.
 //
 // Update rule (TF's convention, not PyTorch's): `momentum` weights the OLD statistic,
 //   moving_mean     <- moving_mean     - (moving_mean     - batch_mean)     * (1 - momentum)
