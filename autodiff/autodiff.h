@@ -2,6 +2,7 @@
 #pragma once
 
 #include "autodiff/array.h"
+#include "autodiff/check_numerics.h"
 #include "autodiff/constraints.h"
 #include "autodiff/control.h"
 #include "autodiff/error.h"
