@@ -23,14 +23,13 @@ void apply_adadelta_kernel(KernelContext& ctx) {
     T* acc_update = vars[2]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) {
+    detail::for_each_element(n, [&](std::int64_t i) {
       acc[i] = acc[i] * rho + g[i] * g[i] * (T(1) - rho);
       const T update =
           std::sqrt(acc_update[i] + epsilon) * (T(1) / std::sqrt(acc[i] + epsilon)) * g[i];
       w[i] -= update * lr;
       acc_update[i] = acc_update[i] * rho + update * update * (T(1) - rho);
-    }
+    });
   });
 }
 

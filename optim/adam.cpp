@@ -33,12 +33,11 @@ void apply_adam_kernel(KernelContext& ctx) {
     T* v = vars[2]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) {
+    detail::for_each_element(n, [&](std::int64_t i) {
       m[i] += (g[i] - m[i]) * one_minus_beta1;
       v[i] += (g[i] * g[i] - v[i]) * one_minus_beta2;
       w[i] -= (m[i] * alpha) / (std::sqrt(v[i]) + epsilon);
-    }
+    });
   });
 }
 

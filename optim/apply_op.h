@@ -18,6 +18,20 @@ namespace ad::optim::detail {
 // the result does not depend on the thread count).
 inline constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
 
+// Runs body(i) for i in [0, n), vectorized, across threads only when n is large. A small loop must
+// not reach `omp parallel ... if (false)`: libgomp still builds a team for it (about 0.33 us of
+// CPU), which would dominate the update of a bias vector.
+template <class Body>
+void for_each_element(std::int64_t n, Body body) {
+  if (n >= kParallelElements) {
+#pragma omp parallel for simd
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+  } else {
+#pragma omp simd
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+  }
+}
+
 // The variables an update op changes in place: the variable first, then its slots.
 struct ApplyAttrs {
   std::array<int, 4> ids{-1, -1, -1, -1};

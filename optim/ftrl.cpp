@@ -35,8 +35,7 @@ void apply_ftrl_kernel(KernelContext& ctx) {
     T* linear = vars[2]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) {
+    detail::for_each_element(n, [&](std::int64_t i) {
       const T shrunk_grad = l2_shrinkage > T(0) ? g[i] + T(2) * l2_shrinkage * w[i] : g[i];
       const T new_accum = accum[i] + g[i] * g[i];
       const T new_power = accum_power(new_accum, lr_power);
@@ -46,7 +45,7 @@ void apply_ftrl_kernel(KernelContext& ctx) {
       const T y = new_power / lr + T(2) * l2;
       w[i] = std::abs(linear[i]) > l1 ? x / y : T(0);
       accum[i] = new_accum;
-    }
+    });
   });
 }
 

@@ -17,8 +17,7 @@ void apply_gradient_descent_kernel(KernelContext& ctx) {
     T* w = vars[0]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) w[i] -= g[i] * lr;
+    detail::for_each_element(n, [&](std::int64_t i) { w[i] -= g[i] * lr; });
   });
 }
 

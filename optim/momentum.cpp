@@ -21,17 +21,15 @@ void apply_momentum_kernel(KernelContext& ctx) {
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
     if (nesterov) {
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-      for (std::int64_t i = 0; i < n; ++i) {
+      detail::for_each_element(n, [&](std::int64_t i) {
         a[i] = a[i] * mu + g[i];
         w[i] -= g[i] * lr + a[i] * mu * lr;
-      }
+      });
     } else {
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-      for (std::int64_t i = 0; i < n; ++i) {
+      detail::for_each_element(n, [&](std::int64_t i) {
         a[i] = a[i] * mu + g[i];
         w[i] -= a[i] * lr;
-      }
+      });
     }
   });
 }

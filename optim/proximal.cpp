@@ -36,8 +36,8 @@ void apply_proximal_gradient_descent_kernel(KernelContext& ctx) {
     T* w = vars[0]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) w[i] = proximal_step(w[i], g[i], lr, l1, l2);
+    detail::for_each_element(n,
+                             [&](std::int64_t i) { w[i] = proximal_step(w[i], g[i], lr, l1, l2); });
   });
 }
 
@@ -53,11 +53,10 @@ void apply_proximal_adagrad_kernel(KernelContext& ctx) {
     T* acc = vars[1]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) {
+    detail::for_each_element(n, [&](std::int64_t i) {
       acc[i] += g[i] * g[i];
       w[i] = proximal_step(w[i], g[i], lr * (T(1) / std::sqrt(acc[i])), l1, l2);
-    }
+    });
   });
 }
 

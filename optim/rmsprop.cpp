@@ -24,12 +24,11 @@ void apply_rmsprop_kernel(KernelContext& ctx) {
     T* mom = vars[2]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) {
+    detail::for_each_element(n, [&](std::int64_t i) {
       ms[i] += (g[i] * g[i] - ms[i]) * one_minus_rho;
       mom[i] = mom[i] * momentum + (g[i] * lr) / std::sqrt(ms[i] + epsilon);
       w[i] -= mom[i];
-    }
+    });
   });
 }
 
@@ -48,14 +47,13 @@ void apply_centered_rmsprop_kernel(KernelContext& ctx) {
     T* mom = vars[3]->template mutable_data<T>().data();
     const T* g = grad.data<T>().data();
     const auto n = static_cast<std::int64_t>(grad.size());
-#pragma omp parallel for simd if (n >= detail::kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) {
+    detail::for_each_element(n, [&](std::int64_t i) {
       ms[i] += (g[i] * g[i] - ms[i]) * one_minus_rho;
       mg[i] += (g[i] - mg[i]) * one_minus_rho;
       const T denom = (ms[i] - mg[i] * mg[i]) + epsilon;
       mom[i] = mom[i] * momentum + (g[i] * lr) / std::sqrt(denom);
       w[i] -= mom[i];
-    }
+    });
   });
 }
 
