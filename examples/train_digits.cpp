@@ -108,7 +108,7 @@ int run(int argc, char** argv) {
                                           "test_loss", "test_accuracy", "seconds"});
   std::printf(
       "training: %d epochs of %lld steps, batch %lld, Adam, learning rate %g cosine-decayed to 0, "
-      "%d threads\n",
+      "threads: %d\n",
       f.epochs, static_cast<long long>(batches.num_batches()), static_cast<long long>(f.batch_size),
       f.learning_rate, examples::kernel_threads());
 

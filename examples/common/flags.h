@@ -50,9 +50,10 @@ class ExampleFlags {
   }
 
   // Parses the command line into the bound values. Returns false when --help was printed (the
-  // program should exit 0). Throws boost::program_options::error on a bad flag. Applies --threads:
-  // when it differs from OMP_NUM_THREADS, the program re-executes itself with OMP_NUM_THREADS and
-  // OPENBLAS_NUM_THREADS set, because both runtimes read them only once, when they load.
+  // program should exit 0). Throws boost::program_options::error on a bad flag. Then sets up the
+  // OpenMP and OpenBLAS runtimes, which read the environment only when they load: when --threads
+  // differs from OMP_NUM_THREADS, or OMP_WAIT_POLICY is unset (the examples default to passive),
+  // the program re-executes itself once with the environment set.
   bool parse(int argc, char** argv);
 
   [[nodiscard]] const CommonFlags& common() const { return common_; }
