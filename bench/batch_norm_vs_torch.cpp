@@ -52,18 +52,24 @@ torch::Tensor to_torch(const std::vector<float>& data, const Case& c) {
   return c.channels_last ? t.permute({0, 3, 1, 2}) : t;
 }
 
-// The tensor's values in the case's gradtape layout (NHWC order for channels_last).
-std::vector<float> from_torch(const torch::Tensor& t, const Case& c) {
-  auto u = (c.channels_last ? t.permute({0, 2, 3, 1}) : t).contiguous();
-  return {u.data_ptr<float>(), u.data_ptr<float>() + u.numel()};
+// The tensor's values in the case's gradtape layout (NHWC order for channels_last), as doubles.
+std::vector<double> from_torch(const torch::Tensor& t, const Case& c) {
+  auto u = (c.channels_last && t.dim() == 4 ? t.permute({0, 2, 3, 1}) : t)
+               .to(torch::kFloat64)
+               .contiguous();
+  return {u.data_ptr<double>(), u.data_ptr<double>() + u.numel()};
 }
 
-double max_abs_diff(const std::vector<float>& a, std::span<const float> b) {
-  double m = a.size() == b.size() ? 0.0 : INFINITY;
-  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    m = std::max(m, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])));
+// max |value - reference| / max |reference|: the error of a float32 result against the float64
+// reference, on the scale of that output (dgamma sums N*H*W terms, so it is far larger than dx).
+double scaled_error(const std::vector<double>& reference, const std::vector<double>& value) {
+  if (reference.size() != value.size()) return INFINITY;
+  double error = 0, scale = 0;
+  for (std::size_t i = 0; i < reference.size(); ++i) {
+    error = std::max(error, std::abs(value[i] - reference[i]));
+    scale = std::max(scale, std::abs(reference[i]));
   }
-  return m;
+  return error / std::max(scale, 1e-30);
 }
 
 // The gradtape side for one case: a graph with one batch-norm layer, its session and run step.
@@ -117,26 +123,29 @@ struct Row {
   double bytes = 0;
   double reference_wall = 0;  // LibTorch's time for the same work (0 on LibTorch's rows)
   double reference_cpu = 0;
-  double max_diff = -1;  // against LibTorch's outputs (-1: not compared)
+  double error = -1;  // scaled_error against float64, worst output (-1: not compared)
 };
 
-void print_table(const std::vector<Row>& rows, const bench::CopyBandwidth& copy) {
+void print_header() {
   std::printf(
       "\n| shape | work | side | wall us | CPU us | ratio to LibTorch (wall / CPU) | effective "
-      "GB/s (CPU) | of copy bw | max abs diff |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
-  for (const auto& r : rows) {
-    const double gbs = r.bytes / r.timing.cpu / 1e9;
-    char ratio[64] = "1 (reference)";
-    if (r.reference_wall > 0) {
-      std::snprintf(ratio, sizeof(ratio), "%.2f / %.2f", r.timing.wall / r.reference_wall,
-                    r.timing.cpu / r.reference_cpu);
-    }
-    char diff[32] = "-";
-    if (r.max_diff >= 0) std::snprintf(diff, sizeof(diff), "%.1e", r.max_diff);
-    std::printf("| %s | %s | %s | %.1f | %.1f | %s | %.1f | %.0f%% | %s |\n", r.shape.c_str(),
-                r.work.c_str(), r.side.c_str(), r.timing.wall * 1e6, r.timing.cpu * 1e6, ratio, gbs,
-                100.0 * r.bytes / r.timing.cpu / copy.best_cpu(), diff);
+      "GB/s (CPU) | of copy bw | error vs float64 "
+      "|\n|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+}
+
+void print_row(const Row& r, const bench::CopyBandwidth& copy) {
+  const double gbs = r.bytes / r.timing.cpu / 1e9;
+  char ratio[64] = "1 (reference)";
+  if (r.reference_wall > 0) {
+    std::snprintf(ratio, sizeof(ratio), "%.2f / %.2f", r.timing.wall / r.reference_wall,
+                  r.timing.cpu / r.reference_cpu);
   }
+  char diff[32] = "-";
+  if (r.error >= 0) std::snprintf(diff, sizeof(diff), "%.1e", r.error);
+  std::printf("| %s | %s | %s | %.1f | %.1f | %s | %.1f | %.0f%% | %s |\n", r.shape.c_str(),
+              r.work.c_str(), r.side.c_str(), r.timing.wall * 1e6, r.timing.cpu * 1e6, ratio, gbs,
+              100.0 * r.bytes / r.timing.cpu / copy.best_cpu(), diff);
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -162,7 +171,7 @@ int main(int argc, char** argv) {
       copy.memcpy_wall / 1e9, copy.memcpy_cpu / 1e9, copy.loop_wall / 1e9, copy.loop_cpu / 1e9);
   std::fflush(stdout);
 
-  std::vector<Row> rows;
+  print_header();
   for (const auto& c : kCases) {
     if (!only.empty() && c.name.find(only) == std::string::npos) continue;
     std::int64_t n = 1;
@@ -211,18 +220,38 @@ int main(int argc, char** argv) {
       Gradtape fused(c, training, true, x_values, dy_values, params);
       Gradtape composed(c, training, false, x_values, dy_values, params);
 
-      // Agreement, from the initial state on both sides (before any moving-statistics update).
+      // Accuracy, from the initial state on every side (before any moving-statistics update),
+      // against LibTorch in float64 on the same values.
+      std::vector<std::vector<double>> reference;
+      {
+        const auto d = [](const torch::Tensor& t) { return t.to(torch::kFloat64); };
+        auto xd = d(x).requires_grad_(training), gd = d(gamma).requires_grad_(training),
+             bd = d(beta).requires_grad_(training);
+        auto yd = torch::batch_norm(xd, gd, bd, d(running_mean), d(running_var), training, 0.01,
+                                    kEpsilon, false);
+        std::vector<torch::Tensor> outs{yd.detach()};
+        if (training) {
+          for (auto& g : torch::autograd::grad({yd}, {xd, gd, bd}, {d(dy)})) outs.push_back(g);
+        }
+        for (const auto& t : outs) reference.push_back(from_torch(t, c));
+      }
       torch_autograd();
-      const auto diff_to_torch = [&](Gradtape& g) {
+      double error_torch = 0;
+      for (std::size_t f = 0; f < reference.size(); ++f) {
+        error_torch =
+            std::max(error_torch, scaled_error(reference[f], from_torch(torch_out[f], c)));
+      }
+      const auto error_of = [&](Gradtape& g) {
         const auto values = g.session.run(g.fetches, g.feeds);
         double m = 0;
         for (std::size_t f = 0; f < values.size(); ++f) {
-          m = std::max(m, max_abs_diff(from_torch(torch_out[f], c), values[f].data<float>()));
+          const auto v = values[f].data<float>();
+          m = std::max(m, scaled_error(reference[f], std::vector<double>(v.begin(), v.end())));
         }
         return m;
       };
-      const double diff_fused = diff_to_torch(fused);
-      const double diff_composed = diff_to_torch(composed);
+      const double error_fused = error_of(fused);
+      const double error_composed = error_of(composed);
       // Both sides keep updating their moving statistics while timed, as a training step does.
       const auto timings = bench::time_interleaved(
           {torch_autograd, torch_kernels, [&] { fused.run(); }, [&] { composed.run(); }}, rounds,
@@ -231,23 +260,23 @@ int main(int argc, char** argv) {
       const std::string work = training ? "train fwd+bwd" : "inference fwd";
       const auto row = [&](const char* side, const bench::Timing& t, double diff) {
         const bool reference = &t == &timings[0];
-        rows.push_back({c.name, work, side, t, bytes, reference ? 0 : timings[0].wall,
-                        reference ? 0 : timings[0].cpu, diff});
+        print_row({c.name, work, side, t, bytes, reference ? 0 : timings[0].wall,
+                   reference ? 0 : timings[0].cpu, diff},
+                  copy);
       };
       row(training ? "LibTorch batch_norm + autograd::grad" : "LibTorch batch_norm (NoGradGuard)",
-          timings[0], -1);
+          timings[0], error_torch);
       row("LibTorch native_batch_norm kernels, no autograd", timings[1], -1);
-      row("gradtape fused", timings[2], diff_fused);
-      row("gradtape composed (fused=false)", timings[3], diff_composed);
-      std::fprintf(stderr, "done: %s %s\n", c.name.c_str(), work.c_str());
+      row("gradtape fused", timings[2], error_fused);
+      row("gradtape composed (fused=false)", timings[3], error_composed);
     }
   }
-  print_table(rows, copy);
   std::printf(
       "\nwall/CPU: median per iteration over %d interleaved rounds. Effective bandwidth = bytes "
       "that must move (forward reads x, writes y; backward reads x and dy, writes dx) / CPU time; "
       "'of copy bw' divides it by the faster copy's CPU rate (%.1f GB/s). Tensors of 1 MiB or less "
-      "stay in cache, so they can exceed the copy rate.\n",
+      "stay in cache, so they can exceed the copy rate. Error: max |result - float64 LibTorch| / "
+      "max |float64 LibTorch| over y (and dx, dgamma, dbeta in training), the worst output.\n",
       rounds, copy.best_cpu() / 1e9);
   return 0;
 }

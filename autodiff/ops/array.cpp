@@ -27,6 +27,25 @@ using Paddings = std::vector<std::pair<std::int64_t, std::int64_t>>;
 
 std::size_t u(int i) { return static_cast<std::size_t>(i); }
 
+// Runs body(i) for i in [0, n), across OpenMP threads only when `parallel`. A small loop must not
+// reach `omp parallel ... if (false)`, which still builds a thread team (about 0.3 us of CPU).
+template <class Body>
+void for_each_index(std::int64_t n, bool parallel, Body body) {
+  if (parallel && n > 1) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+  }
+}
+
+// A zeroed per-thread scratch row of doubles for the scatter-adds, reused across runs.
+double* zeroed_scratch(std::int64_t n) {
+  thread_local std::vector<double> scratch;
+  scratch.assign(static_cast<std::size_t>(n), 0.0);
+  return scratch.data();
+}
+
 // "reshape 'Reshape'": the builder and the name its node will get, for build-time errors.
 std::string label(Graph& graph, std::string_view fn, std::string_view node) {
   return str(fn, " '", graph.unique_name(node, false), "'");
@@ -134,9 +153,9 @@ void for_each_row(const Nest<K>& nest, F f) {
     walk_rows(nest, 0, rows, f);
     return;
   }
-#pragma omp parallel for schedule(static)
-  for (std::int64_t c = 0; c < chunks; ++c)
+  for_each_index(chunks, true, [&](std::int64_t c) {
     walk_rows(nest, c * chunk, std::min(rows, c * chunk + chunk), f);
+  });
 }
 
 // Copies the box of `extent` starting at src_begin in src (shaped src_shape) to the box starting
@@ -347,8 +366,7 @@ void transpose_into(const T* in, T* out, const Nest<2>& nest) {
   const std::int64_t cols = nest.inner();
   const std::int64_t row_tiles = (rows + kTile - 1) / kTile;
   const std::int64_t tasks = planes * row_tiles;
-#pragma omp parallel for schedule(static) if (planes * rows * cols >= kParallelElements)
-  for (std::int64_t t = 0; t < tasks; ++t) {
+  for_each_index(tasks, planes * rows * cols >= kParallelElements, [&](std::int64_t t) {
     std::int64_t rest = t / row_tiles;
     std::int64_t in_offset = 0;
     std::int64_t out_offset = 0;
@@ -365,7 +383,7 @@ void transpose_into(const T* in, T* out, const Nest<2>& nest) {
       transpose_tile<T, kTile>(in + in_offset, in_strides[u(last)], out + out_offset,
                                out_strides[u(k)], i0, i1, j0, std::min(cols, j0 + kTile));
     }
-  }
+  });
 }
 
 void transpose_kernel(KernelContext& ctx) {
@@ -481,9 +499,9 @@ void concat_kernel(KernelContext& ctx) {
       const Array& x = ctx.input(i);
       const std::int64_t row = x.size() / outer;
       const T* in = x.data<T>().data();
-#pragma omp parallel for schedule(static) if (x.size() >= kParallelElements && outer > 1)
-      for (std::int64_t o = 0; o < outer; ++o)
+      for_each_index(outer, x.size() >= kParallelElements, [&](std::int64_t o) {
         std::copy(in + o * row, in + o * row + row, y + o * out_row + offset);
+      });
       offset += row;
     }
   });
@@ -743,12 +761,11 @@ void gather_kernel(KernelContext& ctx) {
     const T* in = params.data<T>().data();
     T* y = out.mutable_data<T>().data();
     const std::int64_t rows = g.outer * g.m;
-#pragma omp parallel for schedule(static) if (rows * g.inner >= kParallelElements)
-    for (std::int64_t r = 0; r < rows; ++r) {
+    for_each_index(rows, rows * g.inner >= kParallelElements, [&](std::int64_t r) {
       const std::int64_t o = r / g.m;
       const T* from = in + (o * g.n + idx[r % g.m]) * g.inner;
       std::copy(from, from + g.inner, y + r * g.inner);
-    }
+    });
   });
 }
 
@@ -767,24 +784,18 @@ void scatter_add(const T* dy, std::span<const std::int64_t> idx, const GatherDim
     order[static_cast<std::size_t>(cursor[static_cast<std::size_t>(idx[j])]++)] =
         static_cast<std::int64_t>(j);
   const std::int64_t rows = g.outer * g.n;
-#pragma omp parallel if (g.outer * g.m * g.inner >= kParallelElements)
-  {
-    std::vector<double> acc(static_cast<std::size_t>(g.inner));
-#pragma omp for schedule(static)
-    for (std::int64_t t = 0; t < rows; ++t) {
-      const std::int64_t o = t / g.n;
-      const auto r = static_cast<std::size_t>(t % g.n);
-      std::fill(acc.begin(), acc.end(), 0.0);
-      double* a = acc.data();
-      for (std::int64_t k = start[r]; k < start[r + 1]; ++k) {
-        const T* row = dy + (o * g.m + order[static_cast<std::size_t>(k)]) * g.inner;
+  for_each_index(rows, g.outer * g.m * g.inner >= kParallelElements, [&](std::int64_t t) {
+    const std::int64_t o = t / g.n;
+    const auto r = static_cast<std::size_t>(t % g.n);
+    double* a = zeroed_scratch(g.inner);
+    for (std::int64_t k = start[r]; k < start[r + 1]; ++k) {
+      const T* row = dy + (o * g.m + order[static_cast<std::size_t>(k)]) * g.inner;
 #pragma omp simd
-        for (std::int64_t c = 0; c < g.inner; ++c) a[c] += static_cast<double>(row[c]);
-      }
-      T* dst = out + t * g.inner;
-      for (std::int64_t c = 0; c < g.inner; ++c) dst[c] = static_cast<T>(a[c]);
+      for (std::int64_t c = 0; c < g.inner; ++c) a[c] += static_cast<double>(row[c]);
     }
-  }
+    T* dst = out + t * g.inner;
+    for (std::int64_t c = 0; c < g.inner; ++c) dst[c] = static_cast<T>(a[c]);
+  });
 }
 
 void gather_grad_kernel(KernelContext& ctx) {
@@ -1018,8 +1029,7 @@ void tile_into(const T* x, const TilePlan& p, T* out) {
     xs[u(d)] = stride;
     stride *= p.dims[u(d)];
   }
-#pragma omp parallel for schedule(static) if (rows * out_width >= kParallelElements)
-  for (std::int64_t r = 0; r < rows; ++r) {
+  for_each_index(rows, rows * out_width >= kParallelElements, [&](std::int64_t r) {
     std::int64_t rest = r;
     std::int64_t src = 0;
     for (int d = last - 1; d >= 0; --d) {
@@ -1030,7 +1040,7 @@ void tile_into(const T* x, const TilePlan& p, T* out) {
     T* dst = out + r * out_width;
     for (std::int64_t m = 0; m < p.multiples[u(last)]; ++m)
       std::copy(x + src, x + src + width, dst + m * width);
-  }
+  });
 }
 
 void tile_kernel(KernelContext& ctx) {
@@ -1067,35 +1077,29 @@ void tile_sum(const T* dy, const TilePlan& p, T* out) {
     dy_rows[u(d)] = stride;
     stride *= p.dims[u(d)] * p.multiples[u(d)];
   }
-#pragma omp parallel if (rows * tiles * dy_width >= kParallelElements)
-  {
-    std::vector<double> acc(static_cast<std::size_t>(width));
-    double* a = acc.data();
-#pragma omp for schedule(static)
-    for (std::int64_t r = 0; r < rows; ++r) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (std::int64_t t = 0; t < tiles; ++t) {
-        std::int64_t row_rest = r;
-        std::int64_t tile_rest = t;
-        std::int64_t dy_row = 0;
-        for (int d = last - 1; d >= 0; --d) {
-          const std::int64_t j = row_rest % p.dims[u(d)];
-          const std::int64_t k = tile_rest % p.multiples[u(d)];
-          row_rest /= p.dims[u(d)];
-          tile_rest /= p.multiples[u(d)];
-          dy_row += (k * p.dims[u(d)] + j) * dy_rows[u(d)];
-        }
-        const T* src = dy + dy_row * dy_width;
-        for (std::int64_t m = 0; m < p.multiples[u(last)]; ++m) {
-          const T* seg = src + m * width;
-#pragma omp simd
-          for (std::int64_t c = 0; c < width; ++c) a[c] += static_cast<double>(seg[c]);
-        }
+  for_each_index(rows, rows * tiles * dy_width >= kParallelElements, [&](std::int64_t r) {
+    double* a = zeroed_scratch(width);
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      std::int64_t row_rest = r;
+      std::int64_t tile_rest = t;
+      std::int64_t dy_row = 0;
+      for (int d = last - 1; d >= 0; --d) {
+        const std::int64_t j = row_rest % p.dims[u(d)];
+        const std::int64_t k = tile_rest % p.multiples[u(d)];
+        row_rest /= p.dims[u(d)];
+        tile_rest /= p.multiples[u(d)];
+        dy_row += (k * p.dims[u(d)] + j) * dy_rows[u(d)];
       }
-      T* dst = out + r * width;
-      for (std::int64_t c = 0; c < width; ++c) dst[c] = static_cast<T>(a[c]);
+      const T* src = dy + dy_row * dy_width;
+      for (std::int64_t m = 0; m < p.multiples[u(last)]; ++m) {
+        const T* seg = src + m * width;
+#pragma omp simd
+        for (std::int64_t c = 0; c < width; ++c) a[c] += static_cast<double>(seg[c]);
+      }
     }
-  }
+    T* dst = out + r * width;
+    for (std::int64_t c = 0; c < width; ++c) dst[c] = static_cast<T>(a[c]);
+  });
 }
 
 // Inputs: dy and shape(x).

@@ -84,11 +84,16 @@ std::array<double, 2> normal_pair(const std::array<std::uint32_t, 4>& w) {
   return {r * std::cos(theta), r * std::sin(theta)};
 }
 
-// Calls f(block) for every block in [0, blocks), in parallel when there are many.
+// Calls f(block) for every block in [0, blocks), in parallel when there are many. A small loop
+// must not reach `omp parallel ... if (false)`, which still builds a thread team.
 template <class F>
 void for_each_block(std::int64_t blocks, F f) {
-#pragma omp parallel for schedule(static) if (blocks >= kParallelBlocks)
-  for (std::int64_t b = 0; b < blocks; ++b) f(b);
+  if (blocks >= kParallelBlocks) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t b = 0; b < blocks; ++b) f(b);
+  } else {
+    for (std::int64_t b = 0; b < blocks; ++b) f(b);
+  }
 }
 
 // The generators' lambdas capture by value: captured by reference, every scalar would be reloaded
