@@ -26,8 +26,9 @@ std::string find_idx(const fs::path& dir, const std::string& name) {
 ExampleData load_example_data(const std::string& path, double test_fraction, std::uint64_t seed) {
   ad::data::Dataset all;
   if (fs::is_directory(path)) {
-    all = ad::data::load_mnist_idx(find_idx(path, "train-images-idx3-ubyte"),
-                                   find_idx(path, "train-labels-idx1-ubyte"));
+    const std::string images = find_idx(path, "train-images-idx3-ubyte");
+    const std::string labels = find_idx(path, "train-labels-idx1-ubyte");
+    all = ad::data::load_mnist_idx(images, labels);
     all = ad::data::scale_features(all, 1.0 / 255);
   } else {
     all = ad::data::scale_features(ad::data::load_digits_csv(path), 1.0 / 16);
