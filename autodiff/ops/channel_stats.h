@@ -32,6 +32,18 @@ constexpr std::int64_t kChunk = 1024;   // elements summed in float before going
 constexpr std::int64_t kRowBlock = 32;  // rows summed in float in the [rows, channels] layout
 constexpr std::int64_t kParallelWork = 1 << 15;
 
+// Runs body(i) for i in [0, n): across OpenMP threads only when `parallel`. A small loop must not
+// reach `omp parallel ... if (false)`, which still builds a thread team (about 0.3 us of CPU).
+template <class Body>
+void for_each_index(std::int64_t n, bool parallel, Body body) {
+  if (parallel) {
+#pragma omp parallel for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+  }
+}
+
 // Running (count, mean, M2) in double, merged with Chan et al.'s pairwise formula.
 struct Welford {
   double n = 0;
@@ -79,14 +91,14 @@ void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
   if (l.inner > 1 || C == 1) {
-#pragma omp parallel for schedule(static) if (total >= kParallelWork && C > 1)
-    for (std::int64_t c = 0; c < C; ++c) {
+    for_each_index(C, total >= kParallelWork && C > 1, [&](std::int64_t c) {
       Welford acc;
-      for (std::int64_t o = 0; o < l.outer; ++o)
+      for (std::int64_t o = 0; o < l.outer; ++o) {
         run_moments(x + (o * C + c) * l.inner, l.inner, acc);
+      }
       mean[c] = static_cast<T>(acc.mean);
       variance[c] = static_cast<T>(acc.n > 0 ? acc.m2 / acc.n : 0.0);
-    }
+    });
     return;
   }
   // [rows, C]: blocks of rows, each reduced with two passes in float lanes across channels, then
@@ -95,8 +107,7 @@ void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
   const std::int64_t rows = l.outer;
   constexpr std::int64_t kChannelTile = 256;
   const std::int64_t tiles = (C + kChannelTile - 1) / kChannelTile;
-#pragma omp parallel for schedule(static) if (total >= kParallelWork && tiles > 1)
-  for (std::int64_t tile = 0; tile < tiles; ++tile) {
+  for_each_index(tiles, total >= kParallelWork && tiles > 1, [&](std::int64_t tile) {
     const std::int64_t c0 = tile * kChannelTile;
     const std::int64_t width = std::min(kChannelTile, C - c0);
     T sum[kChannelTile];
@@ -142,7 +153,7 @@ void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
       mean[c0 + k] = static_cast<T>(mean_acc[k]);
       variance[c0 + k] = static_cast<T>(n_acc > 0 ? m2_acc[k] / n_acc : 0.0);
     }
-  }
+  });
 }
 
 // Per channel: sum of dy and sum of dy * (x - mean[c]).
@@ -152,8 +163,7 @@ void channel_grad_sums(const ChannelLayout& l, const T* x, const T* dy, const T*
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
   if (l.inner > 1 || C == 1) {
-#pragma omp parallel for schedule(static) if (total >= kParallelWork && C > 1)
-    for (std::int64_t c = 0; c < C; ++c) {
+    for_each_index(C, total >= kParallelWork && C > 1, [&](std::int64_t c) {
       double s1 = 0;
       double s2 = 0;
       const T mu = mean[c];
@@ -175,14 +185,13 @@ void channel_grad_sums(const ChannelLayout& l, const T* x, const T* dy, const T*
       }
       sum_dy[c] = s1;
       sum_dyx[c] = s2;
-    }
+    });
     return;
   }
   const std::int64_t rows = l.outer;
   constexpr std::int64_t kChannelTile = 256;
   const std::int64_t tiles = (C + kChannelTile - 1) / kChannelTile;
-#pragma omp parallel for schedule(static) if (total >= kParallelWork && tiles > 1)
-  for (std::int64_t tile = 0; tile < tiles; ++tile) {
+  for_each_index(tiles, total >= kParallelWork && tiles > 1, [&](std::int64_t tile) {
     const std::int64_t c0 = tile * kChannelTile;
     const std::int64_t width = std::min(kChannelTile, C - c0);
     T p1[kChannelTile];
@@ -212,7 +221,7 @@ void channel_grad_sums(const ChannelLayout& l, const T* x, const T* dy, const T*
       sum_dy[c0 + k] = a1[k];
       sum_dyx[c0 + k] = a2[k];
     }
-  }
+  });
 }
 
 // out = a[c] * u + b[c], or with v: out = a[c] * u + k[c] * v + b[c] (k may be null).
@@ -222,10 +231,10 @@ void channel_affine(const ChannelLayout& l, const T* u, const T* a, const T* v, 
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
   if (l.inner > 1 || C == 1) {
-#pragma omp parallel for collapse(2) schedule(static) if (total >= kParallelWork)
-    for (std::int64_t o = 0; o < l.outer; ++o) {
-      for (std::int64_t c = 0; c < C; ++c) {
-        const std::int64_t base = (o * C + c) * l.inner;
+    for_each_index(l.outer * C, total >= kParallelWork, [&](std::int64_t oc) {
+      {
+        const std::int64_t c = oc % C;
+        const std::int64_t base = oc * l.inner;
         const T ac = a[c];
         const T bc = b[c];
         if (k != nullptr) {
@@ -238,11 +247,10 @@ void channel_affine(const ChannelLayout& l, const T* u, const T* a, const T* v, 
           for (std::int64_t i = 0; i < l.inner; ++i) out[base + i] = u[base + i] * ac + bc;
         }
       }
-    }
+    });
     return;
   }
-#pragma omp parallel for schedule(static) if (total >= kParallelWork)
-  for (std::int64_t r = 0; r < l.outer; ++r) {
+  for_each_index(l.outer, total >= kParallelWork, [&](std::int64_t r) {
     const std::int64_t base = r * C;
     if (k != nullptr) {
 #pragma omp simd
@@ -252,7 +260,7 @@ void channel_affine(const ChannelLayout& l, const T* u, const T* a, const T* v, 
 #pragma omp simd
       for (std::int64_t c = 0; c < C; ++c) out[base + c] = u[base + c] * a[c] + b[c];
     }
-  }
+  });
 }
 
 }  // namespace ad::detail
