@@ -156,6 +156,7 @@ int run(int argc, char** argv) {
       (void)bn_session.run(
           {bn.train_op},
           {{bn.x, batch.features}, {bn.labels, batch.labels}, {bn.training, training_on}});
+      // Both networks' examples count; the status line shows the plain network's loss.
       progress.step(epoch, 2 * batch.labels.size(), plain_loss.item<float>());
       if (++step % eval_every == 0) record(step);
     }

@@ -195,8 +195,8 @@ int run(int argc, char** argv) {
   int runs = 3;
   examples::ExampleFlags flags(
       "renorm_small_batches",
-      "Ioffe 2017 in miniature: minibatches of 4 with BN, with batch renorm, and a large-batch "
-      "baseline",
+      "Ioffe 2017 in miniature: minibatches of --small-batch with BN and with batch renorm, and a "
+      "baseline with minibatches of --batch-size",
       {.epochs = 10, .batch_size = 32, .learning_rate = 1e-3});
   flags.add("small-batch", o.small_batch, "minibatch size of the BN and renorm runs")
       .add("runs", runs, "repeat with seeds seed, seed+1, ... and report mean, min and max")

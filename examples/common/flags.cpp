@@ -90,9 +90,10 @@ ExampleFlags::ExampleFlags(std::string program, const std::string& summary, Comm
       "optimizer step size")("seed", po::value(&c.seed)->default_value(c.seed),
                              "seed of the split, the batch order and the initial weights")(
       "data", po::value(&c.data)->default_value(c.data),
-      "digits CSV, gzipped or not: 64 pixels in 0..16, then the label")(
-      "checkpoint", po::value(&c.checkpoint)->default_value(c.checkpoint),
-      "where to save the trained variables (ad::Saver)")(
+      "digits CSV (gzipped or not), or a directory with MNIST's train-images-idx3-ubyte[.gz] "
+      "and train-labels-idx1-ubyte[.gz]")("checkpoint",
+                                          po::value(&c.checkpoint)->default_value(c.checkpoint),
+                                          "where to save the trained variables (ad::Saver)")(
       "threads", po::value(&c.threads)->default_value(c.threads),
       "threads for the kernels and OpenBLAS; 0: OMP_NUM_THREADS, or every core")(
       "metrics-csv", po::value(&c.metrics_csv)->default_value(c.metrics_csv),
