@@ -257,9 +257,15 @@ Tensor no_op(Graph& graph, std::string_view name) {
 }
 
 Tensor group(std::span<const Tensor> ops, std::string_view name) {
-  if (ops.empty()) throw ValueError("group: needs at least one op (use no_op for an empty group)");
-  const ControlDependencies deps(ops);
-  return no_op(ops.front().graph(), name.empty() ? "group_deps" : name);
+  // Empty Tensors are skipped and a group of nothing is an empty Tensor, so
+  // group({train_op, group(graph.get_collection(UPDATE_OPS))}) works for models without updates.
+  std::vector<Tensor> present;
+  for (const auto& op : ops) {
+    if (op) present.push_back(op);
+  }
+  if (present.empty()) return {};
+  const ControlDependencies deps(present);
+  return no_op(present.front().graph(), name.empty() ? "group_deps" : name);
 }
 
 Tensor group(std::initializer_list<Tensor> ops, std::string_view name) {

@@ -35,7 +35,8 @@ namespace ad {
 [[nodiscard]] Tensor fill_like(const Tensor& x, double value);
 // The value of x; no gradient flows through it.
 [[nodiscard]] Tensor stop_gradient(const Tensor& x, std::string_view name = {});
-// An op without outputs that runs all of `ops` (as control inputs).
+// An op without outputs that runs all of `ops` (as control inputs). Empty Tensors in `ops` are
+// skipped; a group of nothing is an empty Tensor (which group() skips in turn).
 [[nodiscard]] Tensor group(std::span<const Tensor> ops, std::string_view name = {});
 [[nodiscard]] Tensor group(std::initializer_list<Tensor> ops, std::string_view name = {});
 [[nodiscard]] Tensor no_op(Graph& graph, std::string_view name = {});

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <mutex>
 #include <type_traits>
 
 #include "autodiff/error.h"
@@ -55,10 +56,32 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
   const blasint blda = to_blas(lda, "lda");
   const blasint bldb = to_blas(ldb, "ldb");
   const blasint bldc = to_blas(ldc, "ldc");
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta, tb, bm, bn, bk, alpha, a, blda, b, bldb, beta, c, bldc);
-  } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, bm, bn, bk, alpha, a, blda, b, bldb, beta, c, bldc);
+  // OpenBLAS's own threads may split the k dimension, so its results change with its thread count.
+  // gradtape runs it single-threaded and splits large products itself into fixed blocks of rows of
+  // C, one BLAS call each: the same calls whatever the number of threads, so the same bits.
+  static std::once_flag single_threaded;
+  std::call_once(single_threaded, [] { openblas_set_num_threads(1); });
+  auto call = [&](blasint rows, const T* a_rows, T* c_rows) {
+    if constexpr (std::is_same_v<T, float>) {
+      cblas_sgemm(CblasRowMajor, ta, tb, rows, bn, bk, alpha, a_rows, blda, b, bldb, beta, c_rows,
+                  bldc);
+    } else {
+      cblas_dgemm(CblasRowMajor, ta, tb, rows, bn, bk, alpha, a_rows, blda, b, bldb, beta, c_rows,
+                  bldc);
+    }
+  };
+  constexpr std::int64_t kRows = 64;
+  const std::int64_t blocks = (m + kRows - 1) / kRows;
+  if (blocks < 2 || m * n * k < (std::int64_t{1} << 21)) {
+    call(bm, a, c);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (std::int64_t block = 0; block < blocks; ++block) {
+    const std::int64_t row = block * kRows;
+    const auto rows = static_cast<blasint>(std::min(kRows, m - row));
+    // Row `row` of op(A) starts at a + row * lda (A stored [m, k]) or a + row (A stored [k, m]).
+    call(rows, transpose_a ? a + row : a + row * lda, c + row * ldc);
   }
 }
 

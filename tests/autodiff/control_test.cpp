@@ -127,4 +127,18 @@ BOOST_AUTO_TEST_CASE(control_dependencies_order_assignments_and_reads) {
   BOOST_TEST(s.value(v).item<double>() == 15.0);
 }
 
+BOOST_AUTO_TEST_CASE(group_of_an_empty_collection_is_skipped) {
+  // TF1's idiom group(train_op, group(UPDATE_OPS)) must work for models without update ops.
+  ad::Graph g;
+  auto v = ad::Variable::create(g, "v", {.shape = {}, .dtype = ad::DType::Float64});
+  auto inc = v.assign_add(ad::scalar(g, 1.0, ad::DType::Float64));
+  const auto nothing = ad::group(g.get_collection(ad::GraphKeys::UPDATE_OPS));
+  BOOST_TEST(!static_cast<bool>(nothing));
+  auto step = ad::group({inc, nothing});
+  ad::Session s(g);
+  s.run({ad::global_variables_initializer(g)});
+  s.run({step});
+  BOOST_TEST(s.value(v).item<double>() == 1.0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
