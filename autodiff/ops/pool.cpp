@@ -39,6 +39,18 @@ struct PoolGeometry {
   }
 };
 
+// Runs f(plane) for every plane; in parallel only when the work is large, through an explicit
+// branch so small calls never enter libgomp (even a team of one costs a parallel region).
+template <class F>
+void for_each_plane(const PoolGeometry& g, F f) {
+  if (g.parallel()) {
+#pragma omp parallel for
+    for (std::int64_t p = 0; p < g.planes; ++p) f(p);
+  } else {
+    for (std::int64_t p = 0; p < g.planes; ++p) f(p);
+  }
+}
+
 template <class Fail>
 PoolGeometry pool_geometry(const Shape& in, const Pool2DParams& p, Fail fail) {
   if (in.rank() != 4) fail(str("input must have rank 4, got ", in));
@@ -87,8 +99,7 @@ std::int64_t argmax(const PoolGeometry& g, const T* plane, std::int64_t oy, std:
 
 template <class T>
 void max_pool(const PoolGeometry& g, const T* x, T* y) {
-#pragma omp parallel for if (g.parallel())
-  for (std::int64_t p = 0; p < g.planes; ++p) {
+  for_each_plane(g, [&](std::int64_t p) {
     const T* in = x + p * g.in_plane();
     T* out = y + p * g.out_plane();
     for (std::int64_t oy = 0; oy < g.oh; ++oy) {
@@ -106,13 +117,12 @@ void max_pool(const PoolGeometry& g, const T* x, T* y) {
         }
       }
     }
-  }
+  });
 }
 
 template <class T>
 void max_pool_grad(const PoolGeometry& g, const T* x, const T* dy, T* dx) {
-#pragma omp parallel for if (g.parallel())
-  for (std::int64_t p = 0; p < g.planes; ++p) {
+  for_each_plane(g, [&](std::int64_t p) {
     const T* in = x + p * g.in_plane();
     const T* grad = dy + p * g.out_plane();
     T* out = dx + p * g.in_plane();
@@ -124,13 +134,12 @@ void max_pool_grad(const PoolGeometry& g, const T* x, const T* dy, T* dx) {
         }
       }
     }
-  }
+  });
 }
 
 template <class T>
 void max_pool_grad_grad(const PoolGeometry& g, const T* x, const T* ddx, T* out) {
-#pragma omp parallel for if (g.parallel())
-  for (std::int64_t p = 0; p < g.planes; ++p) {
+  for_each_plane(g, [&](std::int64_t p) {
     const T* in = x + p * g.in_plane();
     const T* grad = ddx + p * g.in_plane();
     T* o = out + p * g.out_plane();
@@ -141,14 +150,13 @@ void max_pool_grad_grad(const PoolGeometry& g, const T* x, const T* ddx, T* out)
         }
       }
     }
-  }
+  });
 }
 
 // Window sums accumulate in double, so float32 averages of large windows stay accurate.
 template <class T>
 void avg_pool(const PoolGeometry& g, const T* x, T* y) {
-#pragma omp parallel for if (g.parallel())
-  for (std::int64_t p = 0; p < g.planes; ++p) {
+  for_each_plane(g, [&](std::int64_t p) {
     thread_local std::vector<double> sum;
     sum.resize(static_cast<std::size_t>(g.c));
     const T* in = x + p * g.in_plane();
@@ -171,13 +179,12 @@ void avg_pool(const PoolGeometry& g, const T* x, T* y) {
         for (std::int64_t cc = 0; cc < g.c; ++cc) o[cc] = static_cast<T>(acc[cc] / count);
       }
     }
-  }
+  });
 }
 
 template <class T>
 void avg_pool_grad(const PoolGeometry& g, const T* dy, T* dx) {
-#pragma omp parallel for if (g.parallel())
-  for (std::int64_t p = 0; p < g.planes; ++p) {
+  for_each_plane(g, [&](std::int64_t p) {
     const T* grad = dy + p * g.out_plane();
     T* out = dx + p * g.in_plane();
     std::fill_n(out, g.in_plane(), T{0});
@@ -196,7 +203,7 @@ void avg_pool_grad(const PoolGeometry& g, const T* dy, T* dx) {
         }
       }
     }
-  }
+  });
 }
 
 PoolGeometry runtime_geometry(const KernelContext& ctx, const Shape& in) {
