@@ -459,6 +459,10 @@ void Session::Impl::execute(Plan& plan, RunState& state, const FeedDict& feeds,
     }
     try {
       node.op->kernel(ctx);
+    } catch (const ValueError& e) {
+      // A value computed at run time is wrong (a fed shape whose element count overflows, ...):
+      // InvalidArgumentError, naming the node, as for every other run-time value.
+      throw InvalidArgumentError(str(node.op->name, " '", node.name, "': ", e.what()));
     } catch (const Error&) {
       throw;
     } catch (const std::bad_alloc&) {
