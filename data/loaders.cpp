@@ -216,18 +216,24 @@ std::vector<std::int64_t> idx_dims(const Input& in, const std::vector<unsigned c
   }
   std::vector<std::int64_t> dims(rank);
   std::int64_t count = 1;
+  std::int64_t nonzero_product = 1;
   bool overflow = false;
   for (std::size_t i = 0; i < rank; ++i) {
     dims[i] = big_endian_u32(bytes, 4 + 4 * i);
     // A forged header can make the product wrap (2^31 * 2^31 * 4 is 0 mod 2^64) and pass the size
-    // check below; the wrapped count must never be used.
+    // check below; the wrapped count must never be used. The product of the nonzero dims must fit
+    // too: with 0 images, rows * cols is still computed.
     overflow |= __builtin_mul_overflow(count, dims[i], &count);
+    if (dims[i] != 0) {
+      overflow |= __builtin_mul_overflow(nonzero_product, dims[i], &nonzero_product);
+    }
   }
+  std::int64_t expected = 0;
+  overflow |= __builtin_add_overflow(static_cast<std::int64_t>(header), count, &expected);
   if (overflow) {
     in.fail<DataLossError>(str("the header announces ", Shape(dims), " ", what,
                                ", more bytes than fit in int64 (damaged header)"));
   }
-  const auto expected = static_cast<std::int64_t>(header) + count;
   const auto actual = static_cast<std::int64_t>(bytes.size());
   if (actual < expected) {
     in.fail<DataLossError>(str("truncated at byte offset ", actual,

@@ -589,6 +589,12 @@ BOOST_AUTO_TEST_CASE(bad_data_files_and_arguments_raise_specific_errors) {
   const std::string idx_overflow = temp_path("overflow.idx");
   write_bytes(idx_overflow,
               std::string("\x00\x00\x08\x03\x00\x00\x00\x04\x80\x00\x00\x00\x80\x00\x00\x00", 16));
+  // 0 images of 2^32-1 x 2^32-1 pixels: no bytes, but rows * cols overflows.
+  const std::string idx_zero = temp_path("zero.idx");
+  write_bytes(idx_zero,
+              std::string("\x00\x00\x08\x03\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff", 16));
+  const std::string idx_none = temp_path("labels0.idx");
+  write_bytes(idx_none, std::string("\x00\x00\x08\x01\x00\x00\x00\x00", 8));
   ad::data::Dataset tiny{
       .features = f32({2, 2}), .labels = Array::from<std::int64_t>({0, 1}, {2}), .num_classes = 2};
   check_rows({
@@ -607,6 +613,9 @@ BOOST_AUTO_TEST_CASE(bad_data_files_and_arguments_raise_specific_errors) {
       row<ad::DataLossError>("load_mnist_idx with dims whose product overflows",
                              [&] { (void)ad::data::load_mnist_idx(idx_overflow, idx4); },
                              {"overflow.idx", "[4, 2147483648, 2147483648]"}),
+      row<ad::DataLossError>("load_mnist_idx of 0 images whose rows * cols overflows",
+                             [&] { (void)ad::data::load_mnist_idx(idx_zero, idx_none); },
+                             {"zero.idx", "[0, 4294967295, 4294967295]"}),
       row<ad::ValueError>("BatchIterator with batch_size 0",
                           [&] { (void)ad::data::BatchIterator(tiny, {.batch_size = 0}); },
                           {"batch_size"}),
@@ -619,7 +628,8 @@ BOOST_AUTO_TEST_CASE(bad_data_files_and_arguments_raise_specific_errors) {
                                },
                                {"7"}),
   });
-  for (const auto& p : {csv, csv_label, idx, idx4, idx_overflow}) std::filesystem::remove(p);
+  for (const auto& p : {csv, csv_label, idx, idx4, idx_overflow, idx_zero, idx_none})
+    std::filesystem::remove(p);
 }
 
 // Runs last (Boost.Test runs cases in declaration order): the number of rows, for the report.
