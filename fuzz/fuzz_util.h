@@ -25,6 +25,10 @@ inline const std::string& work_dir() {
     }
     return pattern;
   }();
+  // Removed at a normal exit (registered after `dir` is built, so it runs before dir's
+  // destructor); after a crash it is kept beside the saved input.
+  static const bool cleanup = std::atexit([] { std::filesystem::remove_all(dir); }) == 0;
+  (void)cleanup;
   return dir;
 }
 
