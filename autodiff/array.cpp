@@ -131,6 +131,11 @@ void* Array::raw_mutable_data() {
     auto copy = std::make_shared<detail::Storage>(nbytes());
     std::memcpy(copy->data, storage_->data, nbytes());
     storage_ = std::move(copy);
+  } else {
+    // use_count() is a relaxed load: when another thread has just dropped its reference (a
+    // session reading a variable that this thread now updates in place), this fence orders that
+    // thread's reads before our writes (it pairs with the release in shared_ptr's decrement).
+    std::atomic_thread_fence(std::memory_order_acquire);
   }
   return storage_ ? storage_->data : nullptr;
 }

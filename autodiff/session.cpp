@@ -45,6 +45,9 @@ std::shared_ptr<detail::Storage> BufferPool::acquire(std::size_t bytes) {
 void BufferPool::recycle(Array& array) {
   auto storage = array.release_storage();
   if (storage && storage.use_count() == 1) {
+    // Another thread may have just dropped the last other reference (a fetched result): order its
+    // reads before this pool's next writes (use_count() is a relaxed load; see raw_mutable_data).
+    std::atomic_thread_fence(std::memory_order_acquire);
     const std::size_t key = storage->capacity;
     free_[key].push_back(std::move(storage));
   } else if (storage) {
