@@ -18,6 +18,7 @@
 #include "autodiff/ops/reduce.h"
 #include "autodiff/session.h"
 #include "autodiff/warnings.h"
+#include "layers/layer_util.h"
 
 namespace ad::layers {
 
@@ -333,20 +334,12 @@ void BatchNormalization::check_input(const Tensor& inputs) const {
 }
 
 std::vector<Variable> BatchNormalization::variables() const {
-  std::vector<Variable> out;
-  for (const auto& v : {gamma_, beta_, moving_mean_, moving_variance_, moving_stddev_, renorm_mean_,
-                        renorm_stddev_}) {
-    if (v) out.push_back(v);
-  }
-  return out;
+  return detail::existing_variables({gamma_, beta_, moving_mean_, moving_variance_, moving_stddev_,
+                                     renorm_mean_, renorm_stddev_});
 }
 
 std::vector<Variable> BatchNormalization::trainable_variables() const {
-  std::vector<Variable> out;
-  for (const auto& v : {gamma_, beta_}) {
-    if (v && v.trainable()) out.push_back(v);
-  }
-  return out;
+  return detail::existing_variables({gamma_, beta_}, true);
 }
 
 std::vector<Tensor> BatchNormalization::updates() const {

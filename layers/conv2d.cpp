@@ -145,19 +145,11 @@ void Conv2D::check_input(const Tensor& inputs) const {
 }
 
 std::vector<Variable> Conv2D::variables() const {
-  std::vector<Variable> out;
-  for (const auto& v : {kernel_, bias_}) {
-    if (v) out.push_back(v);
-  }
-  return out;
+  return detail::existing_variables({kernel_, bias_});
 }
 
 std::vector<Variable> Conv2D::trainable_variables() const {
-  std::vector<Variable> out;
-  for (const auto& v : {kernel_, bias_}) {
-    if (v && v.trainable()) out.push_back(v);
-  }
-  return out;
+  return detail::existing_variables({kernel_, bias_}, true);
 }
 
 Tensor Conv2D::operator()(const Tensor& inputs) {

@@ -90,19 +90,11 @@ void Dense::check_input(const Tensor& inputs) const {
 }
 
 std::vector<Variable> Dense::variables() const {
-  std::vector<Variable> out;
-  for (const auto& v : {kernel_, bias_}) {
-    if (v) out.push_back(v);
-  }
-  return out;
+  return detail::existing_variables({kernel_, bias_});
 }
 
 std::vector<Variable> Dense::trainable_variables() const {
-  std::vector<Variable> out;
-  for (const auto& v : {kernel_, bias_}) {
-    if (v && v.trainable()) out.push_back(v);
-  }
-  return out;
+  return detail::existing_variables({kernel_, bias_}, true);
 }
 
 Tensor Dense::operator()(const Tensor& inputs) {

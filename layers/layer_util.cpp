@@ -45,4 +45,13 @@ void require_floating(const Tensor& inputs, const std::string& layer) {
   }
 }
 
+std::vector<Variable> existing_variables(std::initializer_list<Variable> vars,
+                                         bool trainable_only) {
+  std::vector<Variable> out;
+  for (const auto& v : vars) {
+    if (v && (!trainable_only || v.trainable())) out.push_back(v);
+  }
+  return out;
+}
+
 }  // namespace ad::layers::detail

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 
 #include "autodiff/graph.h"
 #include "autodiff/tensor.h"
+#include "autodiff/variable.h"
 #include "autodiff/variable_scope.h"
 
 namespace ad::layers::detail {
@@ -31,5 +33,10 @@ Tensor add_activity_loss(const Regularizer& regularizer, const Tensor& outputs);
 
 // ValueError "<layer>: input '<name>' is <dtype>; expected float32 or float64" unless floating.
 void require_floating(const Tensor& inputs, const std::string& layer);
+
+// The variables of `vars` that exist (and, with trainable_only, are trainable), in order: what a
+// layer's variables() and trainable_variables() return.
+[[nodiscard]] std::vector<Variable> existing_variables(std::initializer_list<Variable> vars,
+                                                       bool trainable_only = false);
 
 }  // namespace ad::layers::detail
