@@ -58,23 +58,7 @@ void moments_kernel_typed(KernelContext& ctx) {
     detail::channel_moments(layout, xp, m, v);
     return;
   }
-  const auto channel = detail::channel_index(x.shape(), axes);
-  const auto C = static_cast<std::size_t>(mean.size());
-  std::vector<double> sum(C, 0.0);
-  std::vector<double> m2(C, 0.0);
-  const double n = static_cast<double>(x.size()) / static_cast<double>(C);
-  for (std::int64_t i = 0; i < x.size(); ++i)
-    sum[static_cast<std::size_t>(channel[static_cast<std::size_t>(i)])] += xp[i];
-  for (auto& s : sum) s /= n;
-  for (std::int64_t i = 0; i < x.size(); ++i) {
-    const auto c = static_cast<std::size_t>(channel[static_cast<std::size_t>(i)]);
-    const double d = static_cast<double>(xp[i]) - sum[c];
-    m2[c] += d * d;
-  }
-  for (std::size_t c = 0; c < C; ++c) {
-    m[c] = static_cast<T>(sum[c]);
-    v[c] = static_cast<T>(m2[c] / n);
-  }
+  detail::indexed_moments(detail::channel_index(x.shape(), axes), xp, m, v, mean.size());
 }
 
 void moments_kernel(KernelContext& ctx) {

@@ -3,6 +3,8 @@
 
 namespace ad::detail {
 
+std::int64_t streaming_threshold_bytes() { return std::int64_t{16} << 20; }
+
 ChannelLayout channel_layout(const Shape& shape, const std::vector<int>& reduction_axes) {
   std::vector<char> kept(static_cast<std::size_t>(shape.rank()), 1);
   for (int a : reduction_axes) kept[static_cast<std::size_t>(a)] = 0;

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autodiff/ops/stream_store.h"
 #include "autodiff/shape.h"
 
 namespace ad::detail {
@@ -59,29 +60,137 @@ struct Welford {
   }
 };
 
+// Reductions over a run accumulate into kLanes independent partial sums (lane j takes elements
+// j, j + kLanes, ...), folded pairwise at the end. The order is fixed by the source, not by the
+// vector width, so the bits are the same with any instruction set, and the independent partial
+// sums keep the adder pipelines full (one accumulator is bound by the add latency).
+constexpr int kLanes = 32;
+
+template <class T>
+T fold_lanes(T* acc) {
+  for (int w = kLanes / 2; w >= 1; w /= 2) {
+#pragma omp simd
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  }
+  return acc[0];
+}
+
 // Two passes over one L1-resident run: its mean, then its centred sum of squares.
 template <class T>
 void run_moments(const T* x, std::int64_t len, Welford& acc) {
   for (std::int64_t start = 0; start < len; start += kChunk) {
     const std::int64_t n = std::min(kChunk, len - start);
     const T* p = x + start;
-    T sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (std::int64_t i = 0; i < n; ++i) sum += p[i];
-    const T center = static_cast<T>(static_cast<double>(sum) / static_cast<double>(n));
+    T sum[kLanes] = {};
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLanes; ++j) sum[j] += p[i + j];
+    }
+    for (int j = 0; i < n; ++i, ++j) sum[j] += p[i];
+    const T center = static_cast<T>(static_cast<double>(fold_lanes(sum)) / static_cast<double>(n));
     // Corrected two-pass: the float center is off by a little; the residual sum r of (x - center)
     // gives the exact chunk mean center + r/n and centred sum of squares m2 - r^2/n.
-    T m2 = 0;
-    T r = 0;
-#pragma omp simd reduction(+ : m2, r)
-    for (std::int64_t i = 0; i < n; ++i) {
+    T m2[kLanes] = {};
+    T r[kLanes] = {};
+    i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLanes; ++j) {
+        const T d = p[i + j] - center;
+        r[j] += d;
+        m2[j] += d * d;
+      }
+    }
+    for (int j = 0; i < n; ++i, ++j) {
       const T d = p[i] - center;
-      r += d;
-      m2 += d * d;
+      r[j] += d;
+      m2[j] += d * d;
     }
     const double nd = static_cast<double>(n);
-    const double rd = static_cast<double>(r);
-    acc.merge(nd, static_cast<double>(center) + rd / nd, static_cast<double>(m2) - rd * rd / nd);
+    const double rd = static_cast<double>(fold_lanes(r));
+    acc.merge(nd, static_cast<double>(center) + rd / nd,
+              static_cast<double>(fold_lanes(m2)) - rd * rd / nd);
+  }
+}
+
+// Sums of dy and of dy * (x - mu) over one run, in float lanes per kChunk, chunks added in double.
+template <class T>
+void run_grad_sums(const T* x, const T* dy, std::int64_t len, T mu, double& sum_dy,
+                   double& sum_dyx) {
+  for (std::int64_t start = 0; start < len; start += kChunk) {
+    const std::int64_t n = std::min(kChunk, len - start);
+    const T* xp = x + start;
+    const T* gp = dy + start;
+    T p1[kLanes] = {};
+    T p2[kLanes] = {};
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int j = 0; j < kLanes; ++j) {
+        p1[j] += gp[i + j];
+        p2[j] += gp[i + j] * (xp[i + j] - mu);
+      }
+    }
+    for (int j = 0; i < n; ++i, ++j) {
+      p1[j] += gp[i];
+      p2[j] += gp[i] * (xp[i] - mu);
+    }
+    sum_dy += static_cast<double>(fold_lanes(p1));
+    sum_dyx += static_cast<double>(fold_lanes(p2));
+  }
+}
+
+// Channel-major layouts ([outer, C, inner], inner >= kMinRun) are reduced in memory order: each run
+// of `inner` elements is cut into segments of at most kSegment elements, every segment is reduced
+// on its own (in parallel when the work is large), and each channel then merges its segments in
+// (outer, segment) order. Streaming through memory in order keeps the hardware prefetchers busy,
+// where walking one channel's runs (strided by C * inner) would restart them at every run.
+constexpr std::int64_t kSegment = 1 << 14;
+constexpr std::int64_t kMinRun = 256;  // shorter runs are reduced channel by channel instead
+
+struct Segments {
+  std::int64_t per_run;  // segments per run of `inner` elements
+  std::int64_t length;   // elements per segment (the last of a run may be shorter)
+  std::int64_t count(const ChannelLayout& l) const { return l.outer * l.channels * per_run; }
+};
+
+inline Segments segments_of(const ChannelLayout& l) {
+  const std::int64_t per_run = (l.inner + kSegment - 1) / kSegment;
+  return {per_run, (l.inner + per_run - 1) / per_run};
+}
+
+// Calls body(segment, pointer offset, length) for every segment, in parallel when large.
+template <class Body>
+void for_each_segment(const ChannelLayout& l, const Segments& seg, Body body) {
+  const std::int64_t total = l.outer * l.channels * l.inner;
+  for_each_index(seg.count(l), total >= kParallelWork && seg.count(l) > 1, [&](std::int64_t s) {
+    const std::int64_t run = s / seg.per_run;
+    const std::int64_t begin = (s % seg.per_run) * seg.length;
+    body(s, run * l.inner + begin, std::min(seg.length, l.inner - begin));
+  });
+}
+
+// Segment s of channel c, in merge order: (outer o, segment k) -> (o * C + c) * per_run + k.
+inline std::int64_t segment_index(const ChannelLayout& l, const Segments& seg, std::int64_t c,
+                                  std::int64_t o, std::int64_t k) {
+  return (o * l.channels + c) * seg.per_run + k;
+}
+
+// One run of `n` elements: out = a * u + b, or with v: out = a * u + k * v + b; with streaming
+// stores when `stream` (see stream_store.h).
+template <class T>
+void run_affine(std::int64_t n, const T* u, T a, const T* v, T k, T b, T* out,
+                bool stream = false) {
+  if (stream) {
+    stream_affine(n, u, Broadcast<T>{a}, v, Broadcast<T>{k}, Broadcast<T>{b}, out);
+    stream_fence();
+  } else if (v != nullptr) {
+#pragma omp simd
+    for (std::int64_t i = 0; i < n; ++i) out[i] = a * u[i] + k * v[i] + b;
+  } else {
+#pragma omp simd
+    for (std::int64_t i = 0; i < n; ++i) out[i] = u[i] * a + b;
   }
 }
 
@@ -90,15 +199,35 @@ template <class T>
 void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
-  if (l.inner > 1 || C == 1) {
+  if ((l.inner > 1 || C == 1) && l.inner < kMinRun) {  // short runs: channel by channel
     for_each_index(C, total >= kParallelWork && C > 1, [&](std::int64_t c) {
       Welford acc;
-      for (std::int64_t o = 0; o < l.outer; ++o) {
+      for (std::int64_t o = 0; o < l.outer; ++o)
         run_moments(x + (o * C + c) * l.inner, l.inner, acc);
-      }
       mean[c] = static_cast<T>(acc.mean);
       variance[c] = static_cast<T>(acc.n > 0 ? acc.m2 / acc.n : 0.0);
     });
+    return;
+  }
+  if (l.inner > 1 || C == 1) {
+    const Segments seg = segments_of(l);
+    thread_local std::vector<Welford> parts;
+    parts.assign(static_cast<std::size_t>(seg.count(l)), Welford{});
+    Welford* part = parts.data();
+    for_each_segment(l, seg, [&](std::int64_t s, std::int64_t at, std::int64_t n) {
+      run_moments(x + at, n, part[s]);
+    });
+    for (std::int64_t c = 0; c < C; ++c) {
+      Welford acc;
+      for (std::int64_t o = 0; o < l.outer; ++o) {
+        for (std::int64_t k = 0; k < seg.per_run; ++k) {
+          const Welford& w = part[segment_index(l, seg, c, o, k)];
+          acc.merge(w.n, w.mean, w.m2);
+        }
+      }
+      mean[c] = static_cast<T>(acc.mean);
+      variance[c] = static_cast<T>(acc.n > 0 ? acc.m2 / acc.n : 0.0);
+    }
     return;
   }
   // [rows, C]: blocks of rows, each reduced with two passes in float lanes across channels, then
@@ -137,15 +266,21 @@ void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
         }
       }
       // As in run_moments: correct the float block mean with the residual sum.
+      // Chan's merge with the block's weights computed once (multiplications vectorize across
+      // channels; divisions would cost more than the block's loads).
       const double nb = static_cast<double>(nr);
       const double total_n = n_acc + nb;
+      const double inv_nb = 1.0 / nb;
+      const double w_block = nb / total_n;
+      const double w_cross = n_acc * nb / total_n;
+#pragma omp simd
       for (std::int64_t k = 0; k < width; ++k) {
         const double r = static_cast<double>(res[k]);
-        const double block_mean = static_cast<double>(sum[k]) + r / nb;
-        const double block_m2 = static_cast<double>(m2[k]) - r * r / nb;
+        const double block_mean = static_cast<double>(sum[k]) + r * inv_nb;
+        const double block_m2 = static_cast<double>(m2[k]) - r * r * inv_nb;
         const double delta = block_mean - mean_acc[k];
-        mean_acc[k] += delta * nb / total_n;
-        m2_acc[k] += block_m2 + delta * delta * n_acc * nb / total_n;
+        mean_acc[k] += delta * w_block;
+        m2_acc[k] += block_m2 + delta * delta * w_cross;
       }
       n_acc = total_n;
     }
@@ -156,36 +291,70 @@ void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
   });
 }
 
+// Per-channel mean and biased variance when every element's channel comes from a table
+// (layouts that are not contiguous): two passes in double.
+template <class T>
+void indexed_moments(const std::vector<std::int64_t>& channel, const T* x, T* mean, T* variance,
+                     std::int64_t channels) {
+  const auto C = static_cast<std::size_t>(channels);
+  std::vector<double> sum(C, 0.0);
+  std::vector<double> m2(C, 0.0);
+  const double n = static_cast<double>(channel.size()) / static_cast<double>(C);
+  for (std::size_t i = 0; i < channel.size(); ++i)
+    sum[static_cast<std::size_t>(channel[i])] += x[i];
+  for (auto& s : sum) s /= n;
+  for (std::size_t i = 0; i < channel.size(); ++i) {
+    const double d = static_cast<double>(x[i]) - sum[static_cast<std::size_t>(channel[i])];
+    m2[static_cast<std::size_t>(channel[i])] += d * d;
+  }
+  for (std::size_t c = 0; c < C; ++c) {
+    mean[c] = static_cast<T>(sum[c]);
+    variance[c] = static_cast<T>(m2[c] / n);
+  }
+}
+
 // Per channel: sum of dy and sum of dy * (x - mean[c]).
 template <class T>
 void channel_grad_sums(const ChannelLayout& l, const T* x, const T* dy, const T* mean,
                        double* sum_dy, double* sum_dyx) {
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
-  if (l.inner > 1 || C == 1) {
+  if ((l.inner > 1 || C == 1) && l.inner < kMinRun) {  // short runs: channel by channel
     for_each_index(C, total >= kParallelWork && C > 1, [&](std::int64_t c) {
       double s1 = 0;
       double s2 = 0;
-      const T mu = mean[c];
       for (std::int64_t o = 0; o < l.outer; ++o) {
-        const T* xo = x + (o * C + c) * l.inner;
-        const T* go = dy + (o * C + c) * l.inner;
-        for (std::int64_t start = 0; start < l.inner; start += kChunk) {
-          const std::int64_t n = std::min(kChunk, l.inner - start);
-          T p1 = 0;
-          T p2 = 0;
-#pragma omp simd reduction(+ : p1, p2)
-          for (std::int64_t i = start; i < start + n; ++i) {
-            p1 += go[i];
-            p2 += go[i] * (xo[i] - mu);
-          }
-          s1 += static_cast<double>(p1);
-          s2 += static_cast<double>(p2);
-        }
+        const std::int64_t at = (o * C + c) * l.inner;
+        run_grad_sums(x + at, dy + at, l.inner, mean[c], s1, s2);
       }
       sum_dy[c] = s1;
       sum_dyx[c] = s2;
     });
+    return;
+  }
+  if (l.inner > 1 || C == 1) {
+    const Segments seg = segments_of(l);
+    thread_local std::vector<double> parts;
+    parts.assign(static_cast<std::size_t>(2 * seg.count(l)), 0.0);
+    double* part = parts.data();
+    for_each_segment(l, seg, [&](std::int64_t s, std::int64_t at, std::int64_t n) {
+      const T mu = mean[(s / seg.per_run) % C];
+      run_grad_sums(x + at, dy + at, n, mu, part[2 * s], part[2 * s + 1]);
+    });
+    for (std::int64_t c = 0; c < C; ++c) {
+      double s1 = 0;
+      double s2 = 0;
+      for (std::int64_t o = 0; o < l.outer; ++o) {
+        for (std::int64_t k = 0; k < seg.per_run; ++k) {
+          const std::int64_t s = segment_index(l, seg, c, o, k);
+          s1 += part[2 * s];
+          s2 += part[2 * s + 1];
+        }
+      }
+      sum_dy[c] = s1;
+      sum_dyx[c] = s2;
+    }
+    return;
     return;
   }
   const std::int64_t rows = l.outer;
@@ -224,29 +393,32 @@ void channel_grad_sums(const ChannelLayout& l, const T* x, const T* dy, const T*
   });
 }
 
-// out = a[c] * u + b[c], or with v: out = a[c] * u + k[c] * v + b[c] (k may be null).
+// out = a[c] * u + b[c], or with v: out = a[c] * u + k[c] * v + b[c] (k may be null). Outputs
+// larger than the streaming threshold are written with streaming stores.
 template <class T>
 void channel_affine(const ChannelLayout& l, const T* u, const T* a, const T* v, const T* k,
                     const T* b, T* out) {
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
+  const bool stream = stream_output(total * static_cast<std::int64_t>(sizeof(T)));
   if (l.inner > 1 || C == 1) {
     for_each_index(l.outer * C, total >= kParallelWork, [&](std::int64_t oc) {
-      {
-        const std::int64_t c = oc % C;
-        const std::int64_t base = oc * l.inner;
-        const T ac = a[c];
-        const T bc = b[c];
-        if (k != nullptr) {
-          const T kc = k[c];
-#pragma omp simd
-          for (std::int64_t i = 0; i < l.inner; ++i)
-            out[base + i] = ac * u[base + i] + kc * v[base + i] + bc;
-        } else {
-#pragma omp simd
-          for (std::int64_t i = 0; i < l.inner; ++i) out[base + i] = u[base + i] * ac + bc;
-        }
+      const std::int64_t c = oc % C;
+      const std::int64_t base = oc * l.inner;
+      run_affine(l.inner, u + base, a[c], k ? v + base : nullptr, k ? k[c] : T{0}, b[c], out + base,
+                 stream);
+    });
+    return;
+  }
+  if (stream) {  // blocks of rows, one store fence per block
+    const std::int64_t block = std::max<std::int64_t>(1, 4096 / C);
+    for_each_index((l.outer + block - 1) / block, true, [&](std::int64_t blk) {
+      const std::int64_t end = std::min(l.outer, (blk + 1) * block);
+      for (std::int64_t r = blk * block; r < end; ++r) {
+        stream_affine(C, u + r * C, PerElement<T>{a}, k ? v + r * C : nullptr, PerElement<T>{k},
+                      PerElement<T>{b}, out + r * C);
       }
+      stream_fence();
     });
     return;
   }

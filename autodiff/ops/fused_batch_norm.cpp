@@ -74,6 +74,36 @@ void fused_grad(KernelContext& ctx) {
   sums.assign(static_cast<std::size_t>(2 * C), 0.0);
   double* sum_dy = sums.data();
   double* sum_dyx = sum_dy + C;
+  thread_local std::vector<T> coefficients;
+  coefficients.resize(static_cast<std::size_t>(3 * C));
+  T* a = coefficients.data();
+  T* k = a + C;
+  T* b = k + C;
+  T* ds = dscale.mutable_data<T>().data();
+  T* dof = doffset.mutable_data<T>().data();
+  T* dxp = dx.mutable_data<T>().data();
+  const T* scale_p = scale ? scale->data<T>().data() : nullptr;
+  const double inv_n = 1.0 / static_cast<double>(per_channel_count);
+  // Per channel from its two sums: dscale, doffset and the dx coefficients (a loop without
+  // branches, so it vectorizes).
+  auto compute_coefficients = [&] {
+    const bool training = attrs.training;
+#pragma omp simd
+    for (std::int64_t c = 0; c < C; ++c) {
+      const double s = 1.0 / std::sqrt(static_cast<double>(vp[c]) + attrs.epsilon);
+      const double g = scale_p ? static_cast<double>(scale_p[c]) : 1.0;
+      const double d_offset = sum_dy[c];
+      const double d_scale = s * sum_dyx[c];
+      ds[c] = static_cast<T>(d_scale);
+      dof[c] = static_cast<T>(d_offset);
+      const double ac = g * s;
+      const double kc = training ? -g * s * s * d_scale * inv_n : 0.0;
+      a[c] = static_cast<T>(ac);
+      k[c] = static_cast<T>(kc);
+      b[c] = training ? static_cast<T>(-ac * d_offset * inv_n - kc * static_cast<double>(mp[c]))
+                      : T{0};
+    }
+  };
   std::vector<std::int64_t> channel;
   if (layout.contiguous) {
     detail::channel_grad_sums(layout, xp, gp, mp, sum_dy, sum_dyx);
@@ -86,35 +116,7 @@ void fused_grad(KernelContext& ctx) {
           static_cast<double>(gp[i]) * (static_cast<double>(xp[i]) - static_cast<double>(mp[c]));
     }
   }
-  thread_local std::vector<T> coefficients;
-  coefficients.resize(static_cast<std::size_t>(3 * C));
-  T* a = coefficients.data();
-  T* k = a + C;
-  T* b = k + C;
-  T* ds = dscale.mutable_data<T>().data();
-  T* dof = doffset.mutable_data<T>().data();
-  const double n = static_cast<double>(per_channel_count);
-  for (std::int64_t c = 0; c < C; ++c) {
-    const double s = 1.0 / std::sqrt(static_cast<double>(vp[c]) + attrs.epsilon);
-    const double gamma =
-        scale ? static_cast<double>(scale->data<T>()[static_cast<std::size_t>(c)]) : 1.0;
-    const double d_offset = sum_dy[c];
-    const double d_scale = s * sum_dyx[c];
-    ds[c] = static_cast<T>(d_scale);
-    dof[c] = static_cast<T>(d_offset);
-    const double ac = gamma * s;
-    if (attrs.training) {
-      const double kc = -gamma * s * s * d_scale / n;
-      a[c] = static_cast<T>(ac);
-      k[c] = static_cast<T>(kc);
-      b[c] = static_cast<T>(-ac * d_offset / n - kc * static_cast<double>(mp[c]));
-    } else {
-      a[c] = static_cast<T>(ac);
-      k[c] = T{0};
-      b[c] = T{0};
-    }
-  }
-  T* dxp = dx.mutable_data<T>().data();
+  compute_coefficients();
   if (layout.contiguous) {
     detail::channel_affine(layout, gp, a, xp, attrs.training ? k : nullptr, b, dxp);
   } else {
@@ -181,6 +183,78 @@ void fused_grad_gradient(GradContext& g) {
     g.set(stats + 1, grads[next + 1]);
   }
 }
+
+// Training forward in one node: per-channel batch moments, then y = x * inv + shift with TF's
+// nn.batch_normalization op order in T (inv = rsqrt(variance + epsilon) * scale,
+// shift = offset - mean * inv), so the outputs are bitwise those of ChannelMoments followed by
+// those ops and ChannelAffine, without their intermediate nodes. It has no gradient of its own:
+// fused_batch_norm wraps it in a custom gradient.
+struct NormalizeAttrs {
+  double epsilon;
+  std::vector<int> reduction_axes;
+  bool has_scale;
+  bool has_offset;
+};
+
+template <class T>
+void normalize_train(KernelContext& ctx) {
+  const auto& attrs = ctx.attrs<NormalizeAttrs>();
+  const Array& x = ctx.input(0);
+  Shape stat_shape = x.shape();
+  for (int a : attrs.reduction_axes) stat_shape[a] = 1;
+  const std::int64_t C = stat_shape.num_elements();
+  const Array* scale = attrs.has_scale ? &ctx.input(1) : nullptr;
+  const Array* offset = attrs.has_offset ? &ctx.input(attrs.has_scale ? 2 : 1) : nullptr;
+  for (const Array* p : {scale, offset}) {
+    if (p != nullptr && p->size() != C) {
+      ctx.fail(str("scale/offset of shape ", p->shape(), " do not hold the ", stat_shape,
+                   " per-channel values of x ", x.shape()));
+    }
+  }
+  Array& out = ctx.allocate_output(0, x.shape());
+  T* m = ctx.allocate_output(1, stat_shape).mutable_data<T>().data();
+  T* v = ctx.allocate_output(2, stat_shape).mutable_data<T>().data();
+  if (x.size() == 0) {
+    std::fill_n(m, C, static_cast<T>(NAN));
+    std::fill_n(v, C, static_cast<T>(NAN));
+    return;
+  }
+  const T* xp = x.data<T>().data();
+  T* y = out.mutable_data<T>().data();
+  const T* gamma = scale ? scale->data<T>().data() : nullptr;
+  const T* beta = offset ? offset->data<T>().data() : nullptr;
+  const T eps = static_cast<T>(attrs.epsilon);
+  thread_local std::vector<T> coefficients;
+  coefficients.resize(static_cast<std::size_t>(2 * C));
+  T* inv = coefficients.data();
+  T* shift = inv + C;
+  auto coefficients_for = [&](std::int64_t c) {
+    T i = T{1} / std::sqrt(v[c] + eps);
+    if (gamma) i = i * gamma[c];
+    inv[c] = i;
+    shift[c] = beta ? beta[c] - m[c] * i : -(m[c] * i);
+  };
+  const detail::ChannelLayout layout = detail::channel_layout(x.shape(), attrs.reduction_axes);
+  if (layout.contiguous) {
+    detail::channel_moments(layout, xp, m, v);
+    for (std::int64_t c = 0; c < C; ++c) coefficients_for(c);
+    detail::channel_affine<T>(layout, xp, inv, nullptr, nullptr, shift, y);
+    return;
+  }
+  const auto channel = detail::channel_index(x.shape(), attrs.reduction_axes);
+  detail::indexed_moments(channel, xp, m, v, C);
+  for (std::int64_t c = 0; c < C; ++c) coefficients_for(c);
+  for (std::int64_t i = 0; i < x.size(); ++i) {
+    const auto c = channel[static_cast<std::size_t>(i)];
+    y[i] = xp[i] * inv[c] + shift[c];
+  }
+}
+
+void normalize_train_kernel(KernelContext& ctx) {
+  dispatch_floating(ctx.input(0).dtype(), [&](auto tag) { normalize_train<decltype(tag)>(ctx); });
+}
+
+const OpDef kNormalizeTrainOp{.name = "BatchNormTraining", .kernel = normalize_train_kernel};
 
 const OpDef kFusedBatchNormGradOp{
     .name = "FusedBatchNormGrad", .kernel = fused_grad_kernel, .gradient = fused_grad_gradient};
@@ -261,7 +335,15 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
   // the gradient op works in the keepdims statistics shape, and results are reshaped back.
   Shape stat_shape = x.shape();
   for (int a : axes) stat_shape[a] = 1;
+  if (!is_floating(x.dtype())) {
+    throw ValueError(str("fused_batch_norm: x '", x.name(), "' is ", x.dtype(),
+                         "; expected float32 or float64"));
+  }
   for (const Tensor* t : {&scale, &offset, &mean, &variance}) {
+    if (*t && t->dtype() != x.dtype()) {
+      throw ValueError(str("fused_batch_norm: '", t->name(), "' is ", t->dtype(), " but x '",
+                           x.name(), "' is ", x.dtype()));
+    }
     if (*t && !(t->shape() == stat_shape) &&
         (!stat_shape.is_fully_defined() ||
          t->shape().num_elements() != stat_shape.num_elements())) {
@@ -284,11 +366,10 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
     const auto outs = custom_gradient(
         inputs,
         [&](const std::vector<Tensor>& in) {
-          const auto [m, v] = channel_moments(in[0], axes);
-          const Tensor y = normalize(
-              in[0], m, v, has_scale ? to_shape(in[1], stat_shape) : Tensor(),
-              has_offset ? to_shape(in[offset_index], stat_shape) : Tensor(), epsilon, axes);
-          return std::vector<Tensor>{y, m, v};
+          return in[0].graph().record(
+              kNormalizeTrainOp, in,
+              {{x.dtype(), x.shape()}, {x.dtype(), stat_shape}, {x.dtype(), stat_shape}},
+              NormalizeAttrs{epsilon, axes, has_scale, has_offset}, "BatchNormTraining");
         },
         [axes, epsilon, has_scale, has_offset, offset_index](const std::vector<Tensor>& in,
                                                              const std::vector<Tensor>& out,

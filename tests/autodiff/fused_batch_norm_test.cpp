@@ -207,7 +207,11 @@ BOOST_AUTO_TEST_CASE(channel_moments_match_the_reference_in_every_layout) {
                                     {{300, 7}, {1}, false, false},
                                     {{2, 3, 4, 5}, {1, 2}, false, false},
                                     {{2, 3, 2, 4}, {1, 3}, false, false},
-                                    {{5, 3}, {0, 1}, false, false}};
+                                    {{5, 3}, {0, 1}, false, false},
+                                    // runs of >= 256 elements, reduced in memory-order segments
+                                    {{2, 3, 300}, {1}, false, false},
+                                    {{2, 3, 40000}, {1}, false, false},
+                                    {{3, 30000}, {}, false, false}};
   for (const auto& c : layouts) {
     ad::Graph g;
     const auto value = random_array(c.shape, 31, -3.0, 7.0);
@@ -265,6 +269,85 @@ BOOST_AUTO_TEST_CASE(batch_norm_kernels_are_bitwise_identical_for_one_and_two_th
     omp_set_num_threads(2);
     for (std::size_t i = 0; i < results[0].size(); ++i)
       BOOST_TEST(results[0][i].bitwise_equal(results[1][i]));
+  }
+}
+
+// The training forward node (moments and normalization in one kernel) computes exactly what the
+// separate ops compute: ChannelMoments, then TF's op order, then ChannelAffine.
+BOOST_AUTO_TEST_CASE(training_forward_node_is_bitwise_the_composed_ops) {
+  for (const auto dtype : {ad::DType::Float32, ad::DType::Float64}) {
+    for (const auto& c : configs()) {
+      const auto values = values_for(c, true, 500);
+      ad::Graph g;
+      std::vector<ad::Tensor> in;
+      for (const auto& v : values) in.push_back(ad::constant(g, v.astype(dtype)));
+      const ad::Tensor scale = c.scale ? in[1] : ad::Tensor();
+      const ad::Tensor offset = c.offset ? in[c.scale ? 2 : 1] : ad::Tensor();
+      const auto axes = reduction_axes(c);
+      const auto fused =
+          ad::nn::fused_batch_norm(in[0], scale, offset, {}, {}, kEpsilon, axes, true);
+      const auto [m, v] = ad::nn::channel_moments(in[0], axes);
+      ad::Tensor inv = ad::rsqrt(v + kEpsilon);
+      if (scale) inv = inv * scale;
+      const ad::Tensor shift = offset ? offset - m * inv : -(m * inv);
+      const auto y = ad::nn::channel_affine(in[0], inv, shift, axes);
+      ad::Session s(g);
+      const auto out = s.run({fused.y, fused.mean, fused.variance, y, m, v});
+      for (int i = 0; i < 3; ++i) BOOST_TEST(out[i].bitwise_equal(out[i + 3]));
+    }
+  }
+}
+
+// Tensors above the streaming threshold (16 MiB) are written with non-temporal vector stores, and
+// their statistics reduced in memory-order segments: y is bitwise the scalar x * inv + shift, and
+// y and the gradients match the float64 reference.
+BOOST_AUTO_TEST_CASE(large_tensors_stream_the_same_values) {
+  for (const auto& c : std::vector<Config>{{{2, 8, 512, 520}, {1}, true, true},
+                                           {{2, 512, 520, 8}, {3}, true, true}}) {
+    for (const auto dtype : {ad::DType::Float32, ad::DType::Float64}) {
+      const auto values = values_for(c, true, 600);
+      const auto dy_value = random_array(c.shape, 601);
+      ad::Graph g;
+      const auto x = ad::constant(g, values[0].astype(dtype));
+      const auto gamma = ad::constant(g, values[1].astype(dtype));
+      const auto beta = ad::constant(g, values[2].astype(dtype));
+      const auto dy = ad::constant(g, dy_value.astype(dtype));
+      const auto axes = reduction_axes(c);
+      const auto r = ad::nn::fused_batch_norm(x, gamma, beta, {}, {}, kEpsilon, axes, true);
+      const ad::Tensor inv = ad::rsqrt(r.variance + kEpsilon) * gamma;
+      const ad::Tensor shift = beta - r.mean * inv;
+      const auto grads = ad::gradients({r.y}, {x, gamma, beta}, {dy});
+      ad::Session s(g);
+      const auto out = s.run({r.y, inv, shift, grads[0], grads[1], grads[2]});
+      // y against the scalar expression, element by element, in the tensor's own dtype.
+      const auto ch = ad::testing::channels(c.shape, c.kept);
+      const auto xs = values[0].astype(dtype);
+      bool same = true;
+      for (std::int64_t i = 0; i < xs.size() && same; ++i) {
+        const auto k = ch.of[static_cast<std::size_t>(i)];
+        if (dtype == ad::DType::Float32) {
+          same = xs.data<float>()[i] * out[1].data<float>()[k] + out[2].data<float>()[k] ==
+                 out[0].data<float>()[i];
+        } else {
+          same = xs.data<double>()[i] * out[1].data<double>()[k] + out[2].data<double>()[k] ==
+                 out[0].data<double>()[i];
+        }
+      }
+      BOOST_TEST(same);
+      const auto xd = ad::testing::to_doubles(xs);
+      const auto gd = ad::testing::to_doubles(values[1].astype(dtype));
+      const auto bd = ad::testing::to_doubles(values[2].astype(dtype));
+      const auto stats = ad::testing::channel_stats(xd, ch);
+      const auto y_ref =
+          ad::testing::normalize(xd, ch, stats.mean, stats.variance, gd, bd, kEpsilon);
+      const auto ref = ad::testing::training_grads(
+          xd, ad::testing::to_doubles(dy_value.astype(dtype)), ch, gd, kEpsilon);
+      const double tol = dtype == ad::DType::Float32 ? 2e-5 : 1e-11;
+      BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(out[0]), y_ref) < tol);
+      BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(out[3]), ref.dx) < tol);
+      BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(out[4]), ref.dgamma) < tol);
+      BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(out[5]), ref.dbeta) < tol);
+    }
   }
 }
 
