@@ -11,44 +11,23 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "autodiff/autodiff.h"
-#include "layers/layers.h"
-#include "optim/momentum.h"
+#include "mlp_model.h"
 #include "side_by_side.h"
 
 namespace {
 
-constexpr std::int64_t kInputs = 784;
-constexpr std::int64_t kHidden = 512;
-constexpr std::int64_t kClasses = 10;
-constexpr int kBatches = 8;  // distinct random batches, cycled
-constexpr double kLearningRate = 0.01;
-constexpr double kMomentum = 0.9;
-
-struct Data {
-  std::vector<std::vector<float>> features;       // kBatches x [batch, 784]
-  std::vector<std::vector<std::int64_t>> labels;  // kBatches x [batch]
-};
-
-Data random_data(std::int64_t batch) {
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<std::int64_t> label(0, kClasses - 1);
-  Data d;
-  for (int b = 0; b < kBatches; ++b) {
-    std::vector<float> f(static_cast<std::size_t>(batch * kInputs));
-    for (auto& v : f) v = normal(rng);
-    std::vector<std::int64_t> l(static_cast<std::size_t>(batch));
-    for (auto& v : l) v = label(rng);
-    d.features.push_back(std::move(f));
-    d.labels.push_back(std::move(l));
-  }
-  return d;
-}
+using bench::mlp::Data;
+using bench::mlp::GradtapeMlp;
+using bench::mlp::kBatches;
+using bench::mlp::kClasses;
+using bench::mlp::kHidden;
+using bench::mlp::kInputs;
+using bench::mlp::kLearningRate;
+using bench::mlp::kMomentum;
+using bench::mlp::random_data;
 
 // What a child sends back through its pipe.
 struct Result {
@@ -77,43 +56,10 @@ void time_training(Step&& step, double seconds, Result& r) {
   r.last_loss = step(i, true);
 }
 
-// gradtape, written as a user would: layers::dense, batch_normalization with a fed training flag,
-// Momentum.minimize grouped with UPDATE_OPS.
 Result run_gradtape(std::int64_t batch, double seconds) {
-  const Data data = random_data(batch);
-  ad::Graph g;
-  g.set_seed(1);
-  auto x = ad::placeholder(g, ad::DType::Float32, {-1, kInputs}, "x");
-  auto labels = ad::placeholder(g, ad::DType::Int64, {-1}, "labels");
-  auto training = ad::placeholder(g, ad::DType::Bool, {}, "training");
-  auto h = ad::layers::dense(x, kHidden, {.name = "fc1"});
-  h = ad::relu(ad::layers::batch_normalization(h, {.momentum = 0.9, .training = training}));
-  h = ad::layers::dense(h, kHidden, {.name = "fc2"});
-  h = ad::relu(ad::layers::batch_normalization(h, {.momentum = 0.9, .training = training}));
-  auto logits = ad::layers::dense(h, kClasses, {.name = "fc3"});
-  auto loss = ad::reduce_mean(ad::nn::sparse_softmax_cross_entropy_with_logits(labels, logits));
-  ad::optim::Momentum optimizer({.learning_rate = kLearningRate, .momentum = kMomentum});
-  auto train_op =
-      ad::group({optimizer.minimize(loss), ad::group(g.get_collection(ad::GraphKeys::UPDATE_OPS))});
-  ad::Session session(g);
-  session.run({ad::global_variables_initializer(g)});
-  std::vector<ad::FeedDict> feeds;
-  for (int b = 0; b < kBatches; ++b) {
-    feeds.push_back({{x, ad::Array::from(data.features[b], {batch, kInputs})},
-                     {labels, ad::Array::from(data.labels[b], {batch})},
-                     {training, ad::Array::scalar(true)}});
-  }
+  GradtapeMlp model(batch);
   Result r;
-  time_training(
-      [&](int i, bool want_loss) {
-        const auto& feed = feeds[static_cast<std::size_t>(i % kBatches)];
-        if (!want_loss) {
-          (void)session.run({train_op}, feed);
-          return 0.0;
-        }
-        return static_cast<double>(session.run({loss, train_op}, feed)[0].item<float>());
-      },
-      seconds, r);
+  time_training([&](int i, bool want_loss) { return model.step(i, want_loss); }, seconds, r);
   return r;
 }
 
