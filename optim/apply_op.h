@@ -2,6 +2,7 @@
 // such an op with its checks, and reading its inputs in the kernel. Not part of the public API.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <span>
@@ -24,8 +25,16 @@ inline constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
 template <class Body>
 void for_each_element(std::int64_t n, Body body) {
   if (n >= kParallelElements) {
-#pragma omp parallel for simd
-    for (std::int64_t i = 0; i < n; ++i) body(i);
+    // Threads take fixed chunks, each a plain simd loop: GCC 12 does not if-convert a lambda's
+    // select inside `omp parallel for simd` (it left a mispredicted branch per element).
+    constexpr std::int64_t kChunkElements = 4096;
+    const std::int64_t chunks = (n + kChunkElements - 1) / kChunkElements;
+#pragma omp parallel for schedule(static)
+    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+      const std::int64_t end = std::min(n, (chunk + 1) * kChunkElements);
+#pragma omp simd
+      for (std::int64_t i = chunk * kChunkElements; i < end; ++i) body(i);
+    }
   } else {
 #pragma omp simd
     for (std::int64_t i = 0; i < n; ++i) body(i);

@@ -929,8 +929,16 @@ void where_kernel(KernelContext& ctx) {
       const T* zo = z + off[2];
       T* yo = y + off[3];
       if (sc == 1 && sa == 1 && sb == 1) {
+        // A select of two unconditional loads, with the condition read as bytes: GCC 12
+        // vectorizes only that form (it has no vector type for bool loads, and does not speculate
+        // a conditional load); the branchy scalar loop mispredicts on a random mask.
+        const auto* cb = reinterpret_cast<const unsigned char*>(co);
 #pragma omp simd
-        for (std::int64_t i = 0; i < n; ++i) yo[i] = co[i] ? xo[i] : zo[i];
+        for (std::int64_t i = 0; i < n; ++i) {
+          const T xv = xo[i];
+          const T zv = zo[i];
+          yo[i] = cb[i] != 0 ? xv : zv;
+        }
       } else {
         for (std::int64_t i = 0; i < n; ++i) yo[i] = co[i * sc] ? xo[i * sa] : zo[i * sb];
       }
