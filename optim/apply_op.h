@@ -10,36 +10,16 @@
 
 #include "autodiff/graph.h"
 #include "autodiff/kernel.h"
+#include "autodiff/ops/parallel_loops.h"
 #include "autodiff/tensor.h"
 #include "autodiff/variable.h"
 
 namespace ad::optim::detail {
 
-// Above this many elements an update loop is split over threads (each element is independent, so
-// the result does not depend on the thread count).
-inline constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
-
-// Runs body(i) for i in [0, n), vectorized, across threads only when n is large. A small loop must
-// not reach `omp parallel ... if (false)`: libgomp still builds a team for it (about 0.33 us of
-// CPU), which would dominate the update of a bias vector.
-template <class Body>
-void for_each_element(std::int64_t n, Body body) {
-  if (n >= kParallelElements) {
-    // Threads take fixed chunks, each a plain simd loop: GCC 12 does not if-convert a lambda's
-    // select inside `omp parallel for simd` (it left a mispredicted branch per element).
-    constexpr std::int64_t kChunkElements = 4096;
-    const std::int64_t chunks = (n + kChunkElements - 1) / kChunkElements;
-#pragma omp parallel for schedule(static)
-    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
-      const std::int64_t end = std::min(n, (chunk + 1) * kChunkElements);
-#pragma omp simd
-      for (std::int64_t i = chunk * kChunkElements; i < end; ++i) body(i);
-    }
-  } else {
-#pragma omp simd
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-  }
-}
+// Element loops across threads when large (each element is independent, so the result does not
+// depend on the thread count).
+using ad::detail::for_each_element;
+using ad::detail::kParallelElements;
 
 // The variables an update op changes in place: the variable first, then its slots.
 struct ApplyAttrs {

@@ -16,28 +16,18 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/broadcast.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/parallel_loops.h"
 
 namespace ad {
 
 namespace {
 
-constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
+using detail::for_each_index;
+using detail::kParallelElements;
 using Dims = std::array<std::int64_t, Shape::kMaxRank>;
 using Paddings = std::vector<std::pair<std::int64_t, std::int64_t>>;
 
 std::size_t u(int i) { return static_cast<std::size_t>(i); }
-
-// Runs body(i) for i in [0, n), across OpenMP threads only when `parallel`. A small loop must not
-// reach `omp parallel ... if (false)`, which still builds a thread team (about 0.3 us of CPU).
-template <class Body>
-void for_each_index(std::int64_t n, bool parallel, Body body) {
-  if (parallel && n > 1) {
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-  }
-}
 
 // A zeroed per-thread scratch row of doubles for the scatter-adds, reused across runs.
 double* zeroed_scratch(std::int64_t n) {

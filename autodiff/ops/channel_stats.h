@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "autodiff/ops/parallel_loops.h"
 #include "autodiff/ops/stream_store.h"
 #include "autodiff/shape.h"
 
@@ -31,19 +32,7 @@ std::vector<std::int64_t> channel_index(const Shape& shape, const std::vector<in
 
 constexpr std::int64_t kChunk = 1024;   // elements summed in float before going to double
 constexpr std::int64_t kRowBlock = 32;  // rows summed in float in the [rows, channels] layout
-constexpr std::int64_t kParallelWork = 1 << 15;
-
-// Runs body(i) for i in [0, n): across OpenMP threads only when `parallel`. A small loop must not
-// reach `omp parallel ... if (false)`, which still builds a thread team (about 0.3 us of CPU).
-template <class Body>
-void for_each_index(std::int64_t n, bool parallel, Body body) {
-  if (parallel) {
-#pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-  } else {
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-  }
-}
+constexpr std::int64_t kParallelWork = kParallelElements;
 
 // Running (count, mean, M2) in double, merged with Chan et al.'s pairwise formula.
 struct Welford {

@@ -11,34 +11,14 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/broadcast.h"
+#include "autodiff/ops/parallel_loops.h"
 
 namespace ad {
 
 namespace {
 
-constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
-
-// Runs body(i) for i in [0, n), vectorized, across threads only when n is large. A small loop must
-// not reach `omp parallel ... if (false)`: libgomp still builds a team and makes a futex syscall
-// for it, about 0.33 us of CPU per loop, more than a tiny op's whole budget.
-template <class Body>
-void for_each_element(std::int64_t n, Body body) {
-  if (n >= kParallelElements) {
-    // Threads take fixed chunks, each a plain simd loop: GCC 12 does not if-convert a lambda's
-    // select inside `omp parallel for simd` (it left a mispredicted branch per element).
-    constexpr std::int64_t kChunkElements = 4096;
-    const std::int64_t chunks = (n + kChunkElements - 1) / kChunkElements;
-#pragma omp parallel for schedule(static)
-    for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
-      const std::int64_t end = std::min(n, (chunk + 1) * kChunkElements);
-#pragma omp simd
-      for (std::int64_t i = chunk * kChunkElements; i < end; ++i) body(i);
-    }
-  } else {
-#pragma omp simd
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-  }
-}
+using detail::for_each_element;
+using detail::kParallelElements;
 
 // ---- binary kernels -----------------------------------------------------------------------------
 

@@ -21,13 +21,14 @@
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/parallel_loops.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {
 
 namespace {
 
-constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
+using detail::kParallelElements;
 // Columns handled together when softmax runs along a non-last axis: the running max and sum of a
 // stripe stay in registers/L1 while the loop walks down the axis one contiguous row at a time.
 constexpr std::int64_t kStripe = 64;
@@ -216,20 +217,18 @@ void softmax_kernel(KernelContext& ctx) {
     const T* in = x.data<T>().data();
     T* y = out.mutable_data<T>().data();
     if (split.inner == 1) {
-#pragma omp parallel for if (parallel)
-      for (std::int64_t r = 0; r < split.outer; ++r) {
+      detail::for_each_index(split.outer, parallel, [&](std::int64_t r) {
         softmax_row<T, kLog>(in + r * split.length, y + r * split.length, split.length);
-      }
+      });
       return;
     }
     const std::int64_t stripes = (split.inner + kStripe - 1) / kStripe;
     const std::int64_t block = split.length * split.inner;
-#pragma omp parallel for if (parallel)
-    for (std::int64_t u = 0; u < split.outer * stripes; ++u) {
+    detail::for_each_index(split.outer * stripes, parallel, [&](std::int64_t u) {
       const std::int64_t offset = (u / stripes) * block + (u % stripes) * kStripe;
       const std::int64_t width = std::min(kStripe, split.inner - (u % stripes) * kStripe);
       softmax_stripe<T, kLog>(in + offset, y + offset, split.length, split.inner, width);
-    }
+    });
   });
 }
 
@@ -302,8 +301,7 @@ void sparse_xent_kernel(KernelContext& ctx) {
     const T* x = logits.data<T>().data();
     T* p = probs.mutable_data<T>().data();
     T* l = loss.mutable_data<T>().data();
-#pragma omp parallel for if (logits.size() >= kParallelElements)
-    for (std::int64_t b = 0; b < batch; ++b) {
+    detail::for_each_index(batch, logits.size() >= kParallelElements, [&](std::int64_t b) {
       const T* row = x + b * classes;
       T* prob = p + b * classes;
       const T m = row_max(row, classes);
@@ -315,7 +313,7 @@ void sparse_xent_kernel(KernelContext& ctx) {
       }
       const auto target = static_cast<std::size_t>(label[static_cast<std::size_t>(b)]);
       l[b] = static_cast<T>(std::log(sum) - static_cast<double>(row[target] - m));
-    }
+    });
   });
 }
 
@@ -337,8 +335,7 @@ void sparse_xent_grad_kernel(KernelContext& ctx) {
     const T* p = probs.data<T>().data();
     const T* d = dloss.data<T>().data();
     T* g = out.mutable_data<T>().data();
-#pragma omp parallel for if (probs.size() >= kParallelElements)
-    for (std::int64_t b = 0; b < batch; ++b) {
+    detail::for_each_index(batch, probs.size() >= kParallelElements, [&](std::int64_t b) {
       const T* prob = p + b * classes;
       T* grad = g + b * classes;
       const T scale = d[b];
@@ -346,7 +343,7 @@ void sparse_xent_grad_kernel(KernelContext& ctx) {
       for (std::int64_t j = 0; j < classes; ++j) grad[j] = prob[j] * scale;
       const auto target = label[static_cast<std::size_t>(b)];
       grad[target] = (prob[target] - T{1}) * scale;
-    }
+    });
   });
 }
 
@@ -413,14 +410,13 @@ void softmax_xent_kernel(KernelContext& ctx) {
     const T* z = labels.data<T>().data();
     T* lp = log_probs.mutable_data<T>().data();
     T* l = loss.mutable_data<T>().data();
-#pragma omp parallel for if (logits.size() >= kParallelElements)
-    for (std::int64_t r = 0; r < rows; ++r) {
+    detail::for_each_index(rows, logits.size() >= kParallelElements, [&](std::int64_t r) {
       const T* row = x + r * classes;
       const T* target = z + r * classes;
       T* out = lp + r * classes;
       if (classes == 0) {
         l[r] = T{0};
-        continue;
+        return;
       }
       const T m = row_max(row, classes);
       const double log_sum = std::log(exp_sum<T, false>(row, m, nullptr, classes));
@@ -432,7 +428,7 @@ void softmax_xent_kernel(KernelContext& ctx) {
         acc -= static_cast<double>(target[j]) * log_prob;
       }
       l[r] = static_cast<T>(acc);
-    }
+    });
   });
 }
 
@@ -481,11 +477,10 @@ void sigmoid_xent_kernel(KernelContext& ctx) {
     const T* z = labels.data<T>().data();
     T* y = out.mutable_data<T>().data();
     const std::int64_t n = logits.size();
-#pragma omp parallel for simd if (n >= kParallelElements)
-    for (std::int64_t i = 0; i < n; ++i) {
+    detail::for_each_element(n, [&](std::int64_t i) {
       const T positive = x[i] > T{0} ? x[i] : T{0};
       y[i] = positive - x[i] * z[i] + std::log1p(std::exp(-std::abs(x[i])));
-    }
+    });
   });
 }
 
@@ -528,11 +523,10 @@ void l2_loss_kernel(KernelContext& ctx) {
       thread_local std::vector<double> partial;
       partial.assign(static_cast<std::size_t>(blocks), 0.0);
       double* slots = partial.data();
-#pragma omp parallel for if (n >= kParallelElements)
-      for (std::int64_t b = 0; b < blocks; ++b) {
+      detail::for_each_index(blocks, n >= kParallelElements, [&](std::int64_t b) {
         const std::int64_t begin = b * kSumBlock;
         slots[b] = block_sum_of_squares(in + begin, std::min(kSumBlock, n - begin));
-      }
+      });
       for (std::int64_t b = 0; b < blocks; ++b) total += slots[b];
     }
     out.mutable_data<T>()[0] = static_cast<T>(total / 2);

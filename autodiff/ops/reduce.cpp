@@ -18,6 +18,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/parallel_loops.h"
 
 namespace ad {
 
@@ -320,13 +321,12 @@ void reduce_runs(const ReducePlan& plan, const T* x, T* out, const Op& op) {
   };
 
   if (outputs >= kManyTasks || blocks == 1) {
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t o = 0; o < outputs; ++o) {
+    detail::for_each_index(outputs, parallel, [&](std::int64_t o) {
       const std::int64_t base = plan.outer.offset(o);
       Acc total = Op::identity();
       for (std::int64_t b = 0; b < blocks; ++b) total = Op::combine(total, block(base, o, b));
       out[o] = op.finish(total, o);
-    }
+    });
     return;
   }
   thread_local std::vector<Acc> partials;
@@ -334,8 +334,7 @@ void reduce_runs(const ReducePlan& plan, const T* x, T* out, const Op& op) {
   Acc* part = partials.data();
   for (std::int64_t o = 0; o < outputs; ++o) {
     const std::int64_t base = plan.outer.offset(o);
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t b = 0; b < blocks; ++b) part[b] = block(base, o, b);
+    detail::for_each_index(blocks, parallel, [&](std::int64_t b) { part[b] = block(base, o, b); });
     Acc total = Op::identity();
     for (std::int64_t b = 0; b < blocks; ++b) total = Op::combine(total, part[b]);
     out[o] = op.finish(total, o);
@@ -428,8 +427,7 @@ void reduce_rows(const ReducePlan& plan, const T* x, T* out, const Op& op) {
   };
 
   if (tasks >= kManyTasks || supers == 1) {
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t t = 0; t < tasks; ++t) {
+    detail::for_each_index(tasks, parallel, [&](std::int64_t t) {
       std::int64_t base = 0, first_out = 0, c0 = 0, w = 0;
       task_geometry(t, base, first_out, c0, w);
       std::array<Acc, kColumns> total{};
@@ -445,7 +443,7 @@ void reduce_rows(const ReducePlan& plan, const T* x, T* out, const Op& op) {
       for (std::int64_t j = 0; j < w; ++j) {
         out[first_out + j] = op.finish(total[static_cast<std::size_t>(j)], first_out + j);
       }
-    }
+    });
     return;
   }
   thread_local std::vector<Acc> partials;
@@ -454,10 +452,9 @@ void reduce_rows(const ReducePlan& plan, const T* x, T* out, const Op& op) {
   for (std::int64_t t = 0; t < tasks; ++t) {
     std::int64_t base = 0, first_out = 0, c0 = 0, w = 0;
     task_geometry(t, base, first_out, c0, w);
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t s = 0; s < supers; ++s) {
+    detail::for_each_index(supers, parallel, [&](std::int64_t s) {
       super_block(base, first_out, c0, w, s, part + s * kColumns);
-    }
+    });
     for (std::int64_t j = 0; j < w; ++j) {
       Acc total = Op::identity();
       for (std::int64_t s = 0; s < supers; ++s) total = Op::combine(total, part[s * kColumns + j]);
@@ -601,20 +598,18 @@ void arg_reduce(const T* x, std::int64_t* out, std::int64_t outer, std::int64_t 
                 std::int64_t inner) {
   const bool parallel = outer * len * inner >= kParallelWork;
   if (inner == 1) {
-#pragma omp parallel for schedule(static) if (parallel)
-    for (std::int64_t o = 0; o < outer; ++o) {
+    detail::for_each_index(outer, parallel, [&](std::int64_t o) {
       const T* p = x + o * len;
       std::int64_t best = 0;
       for (std::int64_t i = 1; i < len; ++i) {
         if (better<kMax>(p[i], p[best])) best = i;
       }
       out[o] = best;
-    }
+    });
     return;
   }
   const std::int64_t chunks = (inner + kColumns - 1) / kColumns;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (std::int64_t t = 0; t < outer * chunks; ++t) {
+  detail::for_each_index(outer * chunks, parallel, [&](std::int64_t t) {
     const std::int64_t o = t / chunks;
     const std::int64_t c0 = (t % chunks) * kColumns;
     const std::int64_t w = std::min(kColumns, inner - c0);
@@ -634,7 +629,7 @@ void arg_reduce(const T* x, std::int64_t* out, std::int64_t outer, std::int64_t 
         }
       }
     }
-  }
+  });
 }
 
 void arg_kernel(KernelContext& ctx) {
