@@ -20,29 +20,14 @@ struct ChannelAttrs {
   std::vector<int> axes;  // reduction axes, sorted
 };
 
-Shape stats_shape(const Shape& x, const std::vector<int>& axes) {
-  Shape s = x;
-  for (int a : axes) s[a] = 1;
-  return s;
-}
-
-std::vector<int> resolve_axes(const std::vector<int>& axes, int rank, const char* op) {
-  std::vector<int> out;
-  for (int a : axes) {
-    const int r = normalize_axis(a, rank, op);
-    if (std::find(out.begin(), out.end(), r) != out.end())
-      throw ValueError(str(op, ": axis ", a, " is repeated"));
-    out.push_back(r);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
+using detail::reduced_shape;
+using detail::resolve_axes;
 
 template <class T>
 void moments_kernel_typed(KernelContext& ctx) {
   const auto& axes = ctx.attrs<ChannelAttrs>().axes;
   const Array& x = ctx.input(0);
-  const Shape stat_shape = stats_shape(x.shape(), axes);
+  const Shape stat_shape = reduced_shape(x.shape(), axes);
   Array& mean = ctx.allocate_output(0, stat_shape);
   Array& variance = ctx.allocate_output(1, stat_shape);
   T* m = mean.mutable_data<T>().data();
@@ -88,7 +73,7 @@ void affine_kernel_typed(KernelContext& ctx) {
   const Array& x = ctx.input(0);
   const Array& scale = ctx.input(1);
   const Array& shift = ctx.input(2);
-  const Shape stat_shape = stats_shape(x.shape(), axes);
+  const Shape stat_shape = reduced_shape(x.shape(), axes);
   if (scale.size() != stat_shape.num_elements() || shift.size() != stat_shape.num_elements()) {
     ctx.fail(str("scale ", scale.shape(), " and shift ", shift.shape(), " must hold the ",
                  stat_shape, " per-channel values of x ", x.shape()));
@@ -140,7 +125,7 @@ std::pair<Tensor, Tensor> channel_moments(const Tensor& x, const std::vector<int
         str("channel_moments: '", x.name(), "' is ", x.dtype(), "; expected float32 or float64"));
   }
   const auto resolved = resolve_axes(axes, x.shape().rank(), "channel_moments");
-  const Shape s = stats_shape(x.shape(), resolved);
+  const Shape s = reduced_shape(x.shape(), resolved);
   const Tensor inputs[] = {x};
   const auto outs = x.graph().record(kMomentsOp, inputs, {{x.dtype(), s}, {x.dtype(), s}},
                                      ChannelAttrs{resolved}, "ChannelMoments");
@@ -151,7 +136,7 @@ Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
                       const std::vector<int>& axes) {
   if (!x || !scale || !shift) throw ValueError("channel_affine: an input is an empty Tensor");
   const auto resolved = resolve_axes(axes, x.shape().rank(), "channel_affine");
-  const Shape s = stats_shape(x.shape(), resolved);
+  const Shape s = reduced_shape(x.shape(), resolved);
   for (const Tensor* t : {&scale, &shift}) {
     if (t->dtype() != x.dtype()) {
       throw ValueError(

@@ -1,7 +1,29 @@
 // Channel layouts for the per-channel kernels (see channel_stats.h).
 #include "autodiff/ops/channel_stats.h"
 
+#include <algorithm>
+
+#include "autodiff/error.h"
+
 namespace ad::detail {
+
+std::vector<int> resolve_axes(const std::vector<int>& axes, int rank, const char* op) {
+  std::vector<int> out;
+  for (int a : axes) {
+    const int r = normalize_axis(a, rank, op);
+    if (std::find(out.begin(), out.end(), r) != out.end())
+      throw ValueError(str(op, ": axis ", a, " is repeated"));
+    out.push_back(r);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Shape reduced_shape(const Shape& shape, const std::vector<int>& reduction_axes) {
+  Shape s = shape;
+  for (int a : reduction_axes) s[a] = 1;
+  return s;
+}
 
 std::int64_t streaming_threshold_bytes() { return std::int64_t{16} << 20; }
 

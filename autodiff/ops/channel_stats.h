@@ -27,6 +27,11 @@ struct ChannelLayout {
 };
 
 ChannelLayout channel_layout(const Shape& shape, const std::vector<int>& reduction_axes);
+// Reduction axes normalized against `rank` (negative counts from the end), sorted; ValueError
+// naming `op` for an axis out of range or repeated.
+std::vector<int> resolve_axes(const std::vector<int>& axes, int rank, const char* op);
+// `shape` with the (resolved) reduction axes set to 1: the keepdims shape of per-channel values.
+Shape reduced_shape(const Shape& shape, const std::vector<int>& reduction_axes);
 // Channel of every element (for layouts that are not contiguous).
 std::vector<std::int64_t> channel_index(const Shape& shape, const std::vector<int>& reduction_axes);
 
@@ -46,6 +51,17 @@ struct Welford {
     mean += delta * n_b / total;
     m2 += m2_b + delta * delta * n * n_b / total;
     n = total;
+  }
+  void merge(const Welford& b) { merge(b.n, b.mean, b.m2); }
+};
+
+// Sums of dy and of dy * (x - mean) in double.
+struct GradSums {
+  double dy = 0;
+  double dyx = 0;
+  void merge(const GradSums& b) {
+    dy += b.dy;
+    dyx += b.dyx;
   }
 };
 
@@ -105,8 +121,7 @@ void run_moments(const T* x, std::int64_t len, Welford& acc) {
 
 // Sums of dy and of dy * (x - mu) over one run, in float lanes per kChunk, chunks added in double.
 template <class T>
-void run_grad_sums(const T* x, const T* dy, std::int64_t len, T mu, double& sum_dy,
-                   double& sum_dyx) {
+void run_grad_sums(const T* x, const T* dy, std::int64_t len, T mu, GradSums& acc) {
   for (std::int64_t start = 0; start < len; start += kChunk) {
     const std::int64_t n = std::min(kChunk, len - start);
     const T* xp = x + start;
@@ -125,45 +140,54 @@ void run_grad_sums(const T* x, const T* dy, std::int64_t len, T mu, double& sum_
       p1[j] += gp[i];
       p2[j] += gp[i] * (xp[i] - mu);
     }
-    sum_dy += static_cast<double>(fold_lanes(p1));
-    sum_dyx += static_cast<double>(fold_lanes(p2));
+    acc.dy += static_cast<double>(fold_lanes(p1));
+    acc.dyx += static_cast<double>(fold_lanes(p2));
   }
 }
 
 // Channel-major layouts ([outer, C, inner], inner >= kMinRun) are reduced in memory order: each run
 // of `inner` elements is cut into segments of at most kSegment elements, every segment is reduced
-// on its own (in parallel when the work is large), and each channel then merges its segments in
-// (outer, segment) order. Streaming through memory in order keeps the hardware prefetchers busy,
-// where walking one channel's runs (strided by C * inner) would restart them at every run.
+// on its own (in parallel when the work is large), and each channel then merges its segments.
+// Streaming through memory in order keeps the hardware prefetchers busy, where walking one
+// channel's runs (strided by C * inner) would restart them at every run.
 constexpr std::int64_t kSegment = 1 << 14;
 constexpr std::int64_t kMinRun = 256;  // shorter runs are reduced channel by channel instead
 
-struct Segments {
-  std::int64_t per_run;  // segments per run of `inner` elements
-  std::int64_t length;   // elements per segment (the last of a run may be shorter)
-  std::int64_t count(const ChannelLayout& l) const { return l.outer * l.channels * per_run; }
-};
-
-inline Segments segments_of(const ChannelLayout& l) {
-  const std::int64_t per_run = (l.inner + kSegment - 1) / kSegment;
-  return {per_run, (l.inner + per_run - 1) / per_run};
-}
-
-// Calls body(segment, pointer offset, length) for every segment, in parallel when large.
-template <class Body>
-void for_each_segment(const ChannelLayout& l, const Segments& seg, Body body) {
-  const std::int64_t total = l.outer * l.channels * l.inner;
-  for_each_index(seg.count(l), total >= kParallelWork && seg.count(l) > 1, [&](std::int64_t s) {
-    const std::int64_t run = s / seg.per_run;
-    const std::int64_t begin = (s % seg.per_run) * seg.length;
-    body(s, run * l.inner + begin, std::min(seg.length, l.inner - begin));
+// Reduces every channel of a channel-major layout (inner > 1, or one channel) into an Acc (with
+// merge(const Acc&)): run(acc, offset, length, c) folds `length` elements of channel c starting at
+// x + offset into acc, then finish(c, acc) stores the result. Short runs are folded channel by
+// channel; longer ones segment by segment in memory order, merged per channel in (outer, segment)
+// order. Either way each channel's order is fixed by the shape, never by the thread count.
+template <class Acc, class Run, class Finish>
+void reduce_runs(const ChannelLayout& l, Run run, Finish finish) {
+  const std::int64_t C = l.channels;
+  const std::int64_t total = l.outer * C * l.inner;
+  const bool parallel = total >= kParallelWork;
+  if (l.inner < kMinRun) {
+    for_each_index(C, parallel, [&](std::int64_t c) {
+      Acc acc;
+      for (std::int64_t o = 0; o < l.outer; ++o) run(acc, (o * C + c) * l.inner, l.inner, c);
+      finish(c, acc);
+    });
+    return;
+  }
+  const std::int64_t per_run = (l.inner + kSegment - 1) / kSegment;  // segments per run
+  const std::int64_t length = (l.inner + per_run - 1) / per_run;     // the last may be shorter
+  thread_local std::vector<Acc> parts;
+  parts.assign(static_cast<std::size_t>(l.outer * C * per_run), Acc{});
+  Acc* part = parts.data();
+  for_each_index(l.outer * C * per_run, parallel, [&](std::int64_t s) {
+    const std::int64_t oc = s / per_run;  // segment s lies in run oc = o * C + c
+    const std::int64_t begin = (s % per_run) * length;
+    run(part[s], oc * l.inner + begin, std::min(length, l.inner - begin), oc % C);
   });
-}
-
-// Segment s of channel c, in merge order: (outer o, segment k) -> (o * C + c) * per_run + k.
-inline std::int64_t segment_index(const ChannelLayout& l, const Segments& seg, std::int64_t c,
-                                  std::int64_t o, std::int64_t k) {
-  return (o * l.channels + c) * seg.per_run + k;
+  for (std::int64_t c = 0; c < C; ++c) {
+    Acc acc;
+    for (std::int64_t o = 0; o < l.outer; ++o) {
+      for (std::int64_t k = 0; k < per_run; ++k) acc.merge(part[(o * C + c) * per_run + k]);
+    }
+    finish(c, acc);
+  }
 }
 
 // One run of `n` elements: out = a * u + b, or with v: out = a * u + k * v + b; with streaming
@@ -188,35 +212,16 @@ template <class T>
 void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
-  if ((l.inner > 1 || C == 1) && l.inner < kMinRun) {  // short runs: channel by channel
-    for_each_index(C, total >= kParallelWork && C > 1, [&](std::int64_t c) {
-      Welford acc;
-      for (std::int64_t o = 0; o < l.outer; ++o)
-        run_moments(x + (o * C + c) * l.inner, l.inner, acc);
-      mean[c] = static_cast<T>(acc.mean);
-      variance[c] = static_cast<T>(acc.n > 0 ? acc.m2 / acc.n : 0.0);
-    });
-    return;
-  }
   if (l.inner > 1 || C == 1) {
-    const Segments seg = segments_of(l);
-    thread_local std::vector<Welford> parts;
-    parts.assign(static_cast<std::size_t>(seg.count(l)), Welford{});
-    Welford* part = parts.data();
-    for_each_segment(l, seg, [&](std::int64_t s, std::int64_t at, std::int64_t n) {
-      run_moments(x + at, n, part[s]);
-    });
-    for (std::int64_t c = 0; c < C; ++c) {
-      Welford acc;
-      for (std::int64_t o = 0; o < l.outer; ++o) {
-        for (std::int64_t k = 0; k < seg.per_run; ++k) {
-          const Welford& w = part[segment_index(l, seg, c, o, k)];
-          acc.merge(w.n, w.mean, w.m2);
-        }
-      }
-      mean[c] = static_cast<T>(acc.mean);
-      variance[c] = static_cast<T>(acc.n > 0 ? acc.m2 / acc.n : 0.0);
-    }
+    reduce_runs<Welford>(
+        l,
+        [&](Welford& acc, std::int64_t at, std::int64_t n, std::int64_t) {
+          run_moments(x + at, n, acc);
+        },
+        [&](std::int64_t c, const Welford& acc) {
+          mean[c] = static_cast<T>(acc.mean);
+          variance[c] = static_cast<T>(acc.n > 0 ? acc.m2 / acc.n : 0.0);
+        });
     return;
   }
   // [rows, C]: blocks of rows, each reduced with two passes in float lanes across channels, then
@@ -308,42 +313,16 @@ void channel_grad_sums(const ChannelLayout& l, const T* x, const T* dy, const T*
                        double* sum_dy, double* sum_dyx) {
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
-  if ((l.inner > 1 || C == 1) && l.inner < kMinRun) {  // short runs: channel by channel
-    for_each_index(C, total >= kParallelWork && C > 1, [&](std::int64_t c) {
-      double s1 = 0;
-      double s2 = 0;
-      for (std::int64_t o = 0; o < l.outer; ++o) {
-        const std::int64_t at = (o * C + c) * l.inner;
-        run_grad_sums(x + at, dy + at, l.inner, mean[c], s1, s2);
-      }
-      sum_dy[c] = s1;
-      sum_dyx[c] = s2;
-    });
-    return;
-  }
   if (l.inner > 1 || C == 1) {
-    const Segments seg = segments_of(l);
-    thread_local std::vector<double> parts;
-    parts.assign(static_cast<std::size_t>(2 * seg.count(l)), 0.0);
-    double* part = parts.data();
-    for_each_segment(l, seg, [&](std::int64_t s, std::int64_t at, std::int64_t n) {
-      const T mu = mean[(s / seg.per_run) % C];
-      run_grad_sums(x + at, dy + at, n, mu, part[2 * s], part[2 * s + 1]);
-    });
-    for (std::int64_t c = 0; c < C; ++c) {
-      double s1 = 0;
-      double s2 = 0;
-      for (std::int64_t o = 0; o < l.outer; ++o) {
-        for (std::int64_t k = 0; k < seg.per_run; ++k) {
-          const std::int64_t s = segment_index(l, seg, c, o, k);
-          s1 += part[2 * s];
-          s2 += part[2 * s + 1];
-        }
-      }
-      sum_dy[c] = s1;
-      sum_dyx[c] = s2;
-    }
-    return;
+    reduce_runs<GradSums>(
+        l,
+        [&](GradSums& acc, std::int64_t at, std::int64_t n, std::int64_t c) {
+          run_grad_sums(x + at, dy + at, n, mean[c], acc);
+        },
+        [&](std::int64_t c, const GradSums& acc) {
+          sum_dy[c] = acc.dy;
+          sum_dyx[c] = acc.dyx;
+        });
     return;
   }
   const std::int64_t rows = l.outer;

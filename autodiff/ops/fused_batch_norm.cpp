@@ -46,8 +46,7 @@ void fused_grad(KernelContext& ctx) {
   const Array& variance = ctx.input(stats + 1);
   if (!(dy.shape() == x.shape()))
     ctx.fail(str("dy has shape ", dy.shape(), " but x has ", x.shape()));
-  Shape stat_shape = x.shape();
-  for (int a : attrs.reduction_axes) stat_shape[a] = 1;
+  const Shape stat_shape = detail::reduced_shape(x.shape(), attrs.reduction_axes);
   const Array* per_channel[] = {&mean, &variance, scale};
   for (const Array* p : per_channel) {
     if (p != nullptr && p->size() != stat_shape.num_elements()) {
@@ -200,8 +199,7 @@ template <class T>
 void normalize_train(KernelContext& ctx) {
   const auto& attrs = ctx.attrs<NormalizeAttrs>();
   const Array& x = ctx.input(0);
-  Shape stat_shape = x.shape();
-  for (int a : attrs.reduction_axes) stat_shape[a] = 1;
+  const Shape stat_shape = detail::reduced_shape(x.shape(), attrs.reduction_axes);
   const std::int64_t C = stat_shape.num_elements();
   const Array* scale = attrs.has_scale ? &ctx.input(1) : nullptr;
   const Array* offset = attrs.has_offset ? &ctx.input(attrs.has_scale ? 2 : 1) : nullptr;
@@ -280,12 +278,9 @@ FusedBatchNormGrad fused_batch_norm_grad(const Tensor& dy, const Tensor& x, cons
           str("fused_batch_norm_grad: '", t.name(), "' is ", t.dtype(), " but x is ", x.dtype()));
     }
   }
-  std::vector<int> axes;
-  for (int a : reduction_axes)
-    axes.push_back(normalize_axis(a, x.shape().rank(), "fused_batch_norm_grad"));
-  std::sort(axes.begin(), axes.end());
-  Shape stat_shape = x.shape();
-  for (int a : axes) stat_shape[a] = 1;
+  const std::vector<int> axes =
+      detail::resolve_axes(reduction_axes, x.shape().rank(), "fused_batch_norm_grad");
+  const Shape stat_shape = detail::reduced_shape(x.shape(), axes);
   if (mean.shape().rank() != stat_shape.rank() || !mean.shape().is_compatible_with(stat_shape)) {
     throw ValueError(str("fused_batch_norm_grad: statistics of shape ", mean.shape(),
                          " do not fit x of shape ", x.shape(),
@@ -327,14 +322,11 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
   if (!training && (!mean || !variance)) {
     throw ValueError("fused_batch_norm: inference needs the population mean and variance");
   }
-  std::vector<int> axes;
-  for (int a : reduction_axes)
-    axes.push_back(normalize_axis(a, x.shape().rank(), "fused_batch_norm"));
-  std::sort(axes.begin(), axes.end());
+  const std::vector<int> axes =
+      detail::resolve_axes(reduction_axes, x.shape().rank(), "fused_batch_norm");
   // Per-channel inputs may have any shape with the channel count (e.g. [C] for the last axis);
   // the gradient op works in the keepdims statistics shape, and results are reshaped back.
-  Shape stat_shape = x.shape();
-  for (int a : axes) stat_shape[a] = 1;
+  const Shape stat_shape = detail::reduced_shape(x.shape(), axes);
   if (!is_floating(x.dtype())) {
     throw ValueError(str("fused_batch_norm: x '", x.name(), "' is ", x.dtype(),
                          "; expected float32 or float64"));
