@@ -9,6 +9,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
+#include "autodiff/initializers.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
@@ -57,10 +58,7 @@ Tensor decay(Graph& graph, const ScalarArg& momentum, DType dtype) {
 }
 
 Initializer or_constant(const Initializer& init, double value) {
-  if (init) return init;
-  return [value](Graph& graph, const Shape& shape, DType dtype) {
-    return constant(graph, Array::full(dtype, shape, value));
-  };
+  return init ? init : initializers::constant(value);
 }
 
 // sqrt(init): moving_stddev and renorm_stddev start at the square root of moving_variance's start.
