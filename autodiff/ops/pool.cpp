@@ -10,12 +10,11 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
+#include "autodiff/ops/parallel_loops.h"
 
 namespace ad {
 
 namespace {
-
-constexpr std::int64_t kParallelWork = std::int64_t{1} << 15;
 
 struct PoolAttrs {
   Pool2DParams params;
@@ -27,7 +26,7 @@ struct PoolGeometry {
   Shape input_shape, output_shape;
   [[nodiscard]] std::int64_t in_plane() const { return h * w * c; }
   [[nodiscard]] std::int64_t out_plane() const { return oh * ow * c; }
-  [[nodiscard]] bool parallel() const { return planes > 1 && planes * in_plane() >= kParallelWork; }
+  [[nodiscard]] bool parallel() const { return planes * in_plane() >= detail::kParallelElements; }
   // The in-bounds rows [lo, hi) of output row `o` (and likewise columns).
   [[nodiscard]] std::pair<std::int64_t, std::int64_t> rows(std::int64_t o) const {
     const std::int64_t start = o * sh - pt;
@@ -39,16 +38,10 @@ struct PoolGeometry {
   }
 };
 
-// Runs f(plane) for every plane; in parallel only when the work is large, through an explicit
-// branch so small calls never enter libgomp (even a team of one costs a parallel region).
+// Runs f(plane) for every plane, across threads only when the work is large.
 template <class F>
 void for_each_plane(const PoolGeometry& g, F f) {
-  if (g.parallel()) {
-#pragma omp parallel for
-    for (std::int64_t p = 0; p < g.planes; ++p) f(p);
-  } else {
-    for (std::int64_t p = 0; p < g.planes; ++p) f(p);
-  }
+  detail::for_each_index(g.planes, g.parallel(), f);
 }
 
 template <class Fail>

@@ -137,9 +137,14 @@ void check_values(const Case& k, bool nchw, ad::DType dtype, double tolerance) {
 }
 
 const std::vector<Case> kCases{
-    {2, 4, 4, 3, 2, 2, 2, 2, ad::Padding::kValid}, {2, 5, 7, 2, 2, 2, 2, 2, ad::Padding::kSame},
-    {1, 7, 6, 3, 3, 3, 2, 2, ad::Padding::kValid}, {2, 7, 6, 2, 3, 2, 2, 3, ad::Padding::kSame},
-    {1, 5, 5, 2, 3, 3, 1, 1, ad::Padding::kSame},  {2, 6, 6, 1, 2, 3, 3, 1, ad::Padding::kValid},
+    {2, 4, 4, 3, 2, 2, 2, 2, ad::Padding::kValid},
+    {2, 5, 7, 2, 2, 2, 2, 2, ad::Padding::kSame},
+    {1, 7, 6, 3, 3, 3, 2, 2, ad::Padding::kValid},
+    {2, 7, 6, 2, 3, 2, 2, 3, ad::Padding::kSame},
+    {1, 5, 5, 2, 3, 3, 1, 1, ad::Padding::kSame},
+    {2, 6, 6, 1, 2, 3, 3, 1, ad::Padding::kValid},
+    // 65472 input elements: above detail::kParallelElements, so the planes run across threads.
+    {4, 33, 31, 16, 3, 3, 2, 2, ad::Padding::kSame},
 };
 
 }  // namespace
