@@ -123,13 +123,16 @@ Geometry geometry(const Shape& in, const Shape& filter, const Conv2DParams& p, F
   return g;
 }
 
-// [lo, hi): the outputs o in [0, count) whose tap o * stride + offset lies in [0, limit).
-void valid_range(std::int64_t offset, std::int64_t stride, std::int64_t limit, std::int64_t count,
-                 std::int64_t& lo, std::int64_t& hi) {
-  lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-  hi = limit - offset <= 0 ? 0 : (limit - 1 - offset) / stride + 1;
-  hi = std::min(hi, count);
-  lo = std::min(lo, hi);
+// Filter column j of a convolution: output column ow reads input column ow * sw + offset, which
+// lies in [0, w) exactly for ow in [lo, hi).
+struct TapColumns {
+  std::int64_t offset = 0, lo = 0, hi = 0;
+};
+TapColumns tap_columns(const Geometry& g, std::int64_t j) {
+  const std::int64_t offset = j * g.dw - g.pl;
+  const std::int64_t hi = std::min(g.w - offset <= 0 ? 0 : (g.w - 1 - offset) / g.sw + 1, g.ow);
+  const std::int64_t lo = offset >= 0 ? 0 : (-offset + g.sw - 1) / g.sw;
+  return {offset, std::min(lo, hi), hi};
 }
 
 // Per-thread scratch buffers that only grow; `kSlot` tells apart buffers used at the same time.
@@ -148,10 +151,7 @@ void im2col_nhwc(const Geometry& g, const T* x, T* col) {
   const std::int64_t k = g.k();
   for (std::int64_t i = 0; i < g.kh; ++i) {
     for (std::int64_t j = 0; j < g.kw; ++j) {
-      const std::int64_t offset = j * g.dw - g.pl;
-      std::int64_t lo = 0;
-      std::int64_t hi = 0;
-      valid_range(offset, g.sw, g.w, g.ow, lo, hi);
+      const auto [offset, lo, hi] = tap_columns(g, j);
       const std::int64_t tap = (i * g.kw + j) * g.c;
       for (std::int64_t oh = 0; oh < g.oh; ++oh) {
         T* row = col + oh * g.ow * k + tap;
@@ -183,10 +183,7 @@ void col2im_nhwc(const Geometry& g, const T* col, T* dx) {
   const std::int64_t k = g.k();
   for (std::int64_t i = 0; i < g.kh; ++i) {
     for (std::int64_t j = 0; j < g.kw; ++j) {
-      const std::int64_t offset = j * g.dw - g.pl;
-      std::int64_t lo = 0;
-      std::int64_t hi = 0;
-      valid_range(offset, g.sw, g.w, g.ow, lo, hi);
+      const auto [offset, lo, hi] = tap_columns(g, j);
       const std::int64_t tap = (i * g.kw + j) * g.c;
       for (std::int64_t oh = 0; oh < g.oh; ++oh) {
         const std::int64_t ih = oh * g.sh - g.pt + i * g.dh;
@@ -211,10 +208,7 @@ template <class T>
 void im2col_nchw(const Geometry& g, const T* x, T* col, std::int64_t ld) {
   for (std::int64_t i = 0; i < g.kh; ++i) {
     for (std::int64_t j = 0; j < g.kw; ++j) {
-      const std::int64_t offset = j * g.dw - g.pl;
-      std::int64_t lo = 0;
-      std::int64_t hi = 0;
-      valid_range(offset, g.sw, g.w, g.ow, lo, hi);
+      const auto [offset, lo, hi] = tap_columns(g, j);
       for (std::int64_t c = 0; c < g.c; ++c) {
         T* dst = col + ((i * g.kw + j) * g.c + c) * ld;
         const T* plane = x + c * g.h * g.w;
@@ -240,10 +234,7 @@ void col2im_nchw(const Geometry& g, const T* col, std::int64_t ld, T* dx) {
   std::fill_n(dx, g.in_image(), T{0});
   for (std::int64_t i = 0; i < g.kh; ++i) {
     for (std::int64_t j = 0; j < g.kw; ++j) {
-      const std::int64_t offset = j * g.dw - g.pl;
-      std::int64_t lo = 0;
-      std::int64_t hi = 0;
-      valid_range(offset, g.sw, g.w, g.ow, lo, hi);
+      const auto [offset, lo, hi] = tap_columns(g, j);
       for (std::int64_t c = 0; c < g.c; ++c) {
         const T* src = col + ((i * g.kw + j) * g.c + c) * ld;
         T* plane = dx + c * g.h * g.w;
@@ -259,11 +250,13 @@ void col2im_nchw(const Geometry& g, const T* col, std::int64_t ld, T* dx) {
   }
 }
 
-// Columns of images [n0, n0 + count) into `col`: [count * P, K] for channels_last, [K, count * P]
-// for channels_first. Serial on purpose: the copies are memory-bound and cheap next to the GEMM,
-// and an OpenMP team spinning after its loop would compete with OpenBLAS's threads for the cores.
+// The column matrix of images [n0, n0 + count): [count * P, K] for channels_last, [K, count * P]
+// for channels_first. Returns the input itself when direct(), otherwise fills and returns `col`.
+// Serial on purpose: the copies are memory-bound and cheap next to the GEMM, and an OpenMP team
+// spinning after its loop would compete with OpenBLAS's threads for the cores.
 template <class T>
-void fill_columns(const Geometry& g, const T* x, std::int64_t n0, std::int64_t count, T* col) {
+const T* fill_columns(const Geometry& g, const T* x, std::int64_t n0, std::int64_t count, T* col) {
+  if (g.direct()) return x + n0 * g.in_image();
   const std::int64_t p = g.p();
   for (std::int64_t i = 0; i < count; ++i) {
     const T* image = x + (n0 + i) * g.in_image();
@@ -273,6 +266,7 @@ void fill_columns(const Geometry& g, const T* x, std::int64_t n0, std::int64_t c
       im2col_nhwc(g, image, col + i * p * g.k());
     }
   }
+  return col;
 }
 
 template <class T>
@@ -319,12 +313,7 @@ void forward(const Geometry& g, const T* x, const T* w, T* y) {
   T* out = g.nchw ? scratch<T, 1>(chunk * p * g.f) : nullptr;
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
-    const T* cols = col;
-    if (g.direct()) {
-      cols = x + n0 * g.in_image();
-    } else {
-      fill_columns(g, x, n0, count, col);
-    }
+    const T* cols = fill_columns(g, x, n0, count, col);
     if (!g.nchw) {
       gemm<T>(false, false, count * p, g.f, k, T{1}, cols, k, w, g.f, T{0}, y + n0 * g.out_image(),
               g.f);
@@ -357,12 +346,7 @@ void filter_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
     const std::int64_t columns = count * p;
-    const T* cols = col;
-    if (g.direct()) {
-      cols = x + n0 * g.in_image();
-    } else {
-      fill_columns(g, x, n0, count, col);
-    }
+    const T* cols = fill_columns(g, x, n0, count, col);
     if (g.nchw) gather_outputs(g, dy + n0 * g.out_image(), count, grads);
     for (std::int64_t r0 = 0; r0 < columns; r0 += kRowBlock) {
       const std::int64_t rows = std::min(kRowBlock, columns - r0);
@@ -507,14 +491,13 @@ Shape static_geometry(const std::string& who, const Shape& in, const Shape& filt
                p.strides[1], "] and dilations [", p.dilations[0], ", ", p.dilations[1], "]"));
     }
   }
+  const bool nchw = p.data_format == DataFormat::kChannelsFirst;
   if (in.rank() != 4) {
     fail(str("input must have rank 4 (",
-             to_string(p.data_format) == "channels_first" ? "[batch, channels, height, width]"
-                                                          : "[batch, height, width, channels]",
+             nchw ? "[batch, channels, height, width]" : "[batch, height, width, channels]",
              "), got ", in));
   }
   if (filter.rank() != 4) fail(str("filter must have rank 4 [kh, kw, in, out], got ", filter));
-  const bool nchw = p.data_format == DataFormat::kChannelsFirst;
   const std::int64_t c = in[nchw ? 1 : 3];
   if (c >= 0 && filter[2] >= 0 && c != filter[2]) {
     fail(str("input has ", c, " channels (shape ", in, ", ", to_string(p.data_format),
