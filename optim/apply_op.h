@@ -24,14 +24,14 @@ using ad::detail::kParallelElements;
 // The variables an update op changes in place: the variable first, then its slots.
 struct ApplyAttrs {
   std::array<int, 4> ids{-1, -1, -1, -1};
-  int num_variables = 0;
   bool flag = false;  // use_nesterov (Momentum, Adam)
 };
 
 // Records `op` updating `vars` (the variable, then its slots) with inputs: the handles of `vars`,
 // then `scalars` (hyper-parameters, scalars of the variable's dtype), then `grad`. The op has no
-// outputs. ValueError naming `what` when grad's dtype or shape does not fit the variable, or a
-// hyper-parameter is not a scalar of that dtype.
+// outputs. Optimizer::apply_gradients has already checked grad against the variable, and
+// Optimizer::hyper gives scalars of the variable's dtype; only the run-time shapes are left to the
+// kernel (checked_grad, scalar_input).
 [[nodiscard]] Tensor record_apply(const OpDef& op, std::span<const Variable> vars,
                                   std::span<const Tensor> scalars, const Tensor& grad,
                                   bool flag = false);

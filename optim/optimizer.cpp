@@ -3,6 +3,7 @@
 #include "optim/optimizer.h"
 
 #include <algorithm>
+#include <cassert>
 #include <set>
 
 #include "autodiff/error.h"
@@ -50,6 +51,15 @@ std::string variable_names(const std::vector<Variable>& vars) {
   return out + "]";
 }
 
+// `base`, or the first of "<base>_1", "<base>_2", ... that names no variable or node.
+std::string free_variable_name(const Graph& graph, std::string_view base) {
+  std::string full(base);
+  for (int k = 1; graph.find_variable(full) >= 0 || graph.find_node(full) >= 0; ++k) {
+    full = str(base, "_", k);
+  }
+  return full;
+}
+
 // The full name of a fresh name scope for `base` (as NameScope would pick it), without taking it.
 std::string scope_name_for(Graph& graph, std::string_view base) {
   return graph.unique_name(base, /*mark_used=*/false);
@@ -93,29 +103,9 @@ namespace detail {
 Tensor record_apply(const OpDef& op, std::span<const Variable> vars,
                     std::span<const Tensor> scalars, const Tensor& grad, bool flag) {
   const Variable& var = vars.front();
-  Graph& graph = var.graph();
-  const std::string node = graph.unique_name(op.name, /*mark_used=*/false);
-  if (!grad || grad.is_op()) {
-    throw ValueError(
-        str(op.name, " '", node, "': the gradient of '", var.name(), "' is not a tensor"));
-  }
-  if (grad.dtype() != var.dtype()) {
-    throw ValueError(str(op.name, " '", node, "': gradient '", grad.name(), "' is ", grad.dtype(),
-                         " but variable '", var.name(), "' is ", var.dtype()));
-  }
-  if (!grad.shape().is_compatible_with(var.shape())) {
-    throw ValueError(str(op.name, " '", node, "': gradient '", grad.name(), "' has shape ",
-                         grad.shape(), " but variable '", var.name(), "' has shape ", var.shape()));
-  }
-  for (const Tensor& s : scalars) {
-    if (s.dtype() != var.dtype() || !s.shape().is_compatible_with(Shape{})) {
-      throw ValueError(str(op.name, " '", node, "': hyper-parameter '", s.name(), "' is ",
-                           s.dtype(), s.shape(), " but must be a ", var.dtype(),
-                           " scalar like variable '", var.name(), "'"));
-    }
-  }
+  assert(grad && !grad.is_op() && grad.dtype() == var.dtype());
+  assert(std::ranges::all_of(scalars, [&](const Tensor& s) { return s.dtype() == var.dtype(); }));
   ApplyAttrs attrs;
-  attrs.num_variables = static_cast<int>(vars.size());
   attrs.flag = flag;
   std::vector<Tensor> inputs;
   for (std::size_t k = 0; k < vars.size(); ++k) {
@@ -124,7 +114,7 @@ Tensor record_apply(const OpDef& op, std::span<const Variable> vars,
   }
   inputs.insert(inputs.end(), scalars.begin(), scalars.end());
   inputs.push_back(grad);
-  return graph.record(op, inputs, {}, attrs).front();
+  return var.graph().record(op, inputs, {}, attrs).front();
 }
 
 const Array& checked_grad(const KernelContext& ctx) {
@@ -346,11 +336,6 @@ void Optimizer::prepare() {}
 
 std::vector<Tensor> Optimizer::finish() { return {}; }
 
-Graph& Optimizer::graph() const {
-  if (!graph_) throw InternalError(str(name_, ": graph() is for use inside apply_gradients"));
-  return *graph_;
-}
-
 Variable Optimizer::get_or_make_slot(const Variable& var, std::string_view slot_name,
                                      double initial_value) {
   auto& per_var = slots_[std::string(slot_name)];
@@ -359,11 +344,7 @@ Variable Optimizer::get_or_make_slot(const Variable& var, std::string_view slot_
   Graph& graph = var.graph();
   // TF names slots by a uniquified variable scope "<var>/<optimizer>": the first slot takes the
   // plain name, the next ones "_1", "_2", ...
-  const std::string base = var.name() + "/" + name_;
-  std::string full = base;
-  for (int k = 1; graph.find_variable(full) >= 0 || graph.find_node(full) >= 0; ++k) {
-    full = base + "_" + std::to_string(k);
-  }
+  const std::string full = free_variable_name(graph, var.name() + "/" + name_);
   VariableOptions options;
   options.shape = var.shape();
   options.dtype = var.dtype();
@@ -380,17 +361,13 @@ Variable Optimizer::get_or_make_non_slot(Graph& graph, std::string_view base_nam
                                          const Hyperparameter& initial_value, DType dtype) {
   const auto key = std::make_pair(&graph, std::string(base_name));
   if (const auto it = non_slots_.find(key); it != non_slots_.end()) return it->second;
-  std::string full(base_name);
-  for (int k = 1; graph.find_variable(full) >= 0 || graph.find_node(full) >= 0; ++k) {
-    full = str(base_name, "_", k);
-  }
+  const std::string full = free_variable_name(graph, base_name);
   VariableOptions options;
   options.shape = Shape{};
   options.dtype = dtype;
   options.trainable = false;
   options.initializer = [initial_value](Graph& g, const Shape&, DType d) {
-    return initial_value.is_tensor() ? initial_value.to_tensor(g, d)
-                                     : scalar(g, initial_value.number(), d);
+    return initial_value.to_tensor(g, d);
   };
   Variable var = Variable::create(graph, full, options);
   non_slots_.emplace(key, var);

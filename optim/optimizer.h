@@ -109,8 +109,6 @@ class Optimizer {
                                 const Hyperparameter& initial_value, DType dtype);
   // The hyper-parameter as a scalar of `dtype`, recorded once per apply_gradients call.
   Tensor hyper(std::string_view key, const Hyperparameter& value, DType dtype);
-  // The graph apply_gradients is recording into (valid in prepare, apply_dense and finish).
-  [[nodiscard]] Graph& graph() const;
 
  private:
   using VarKey = std::pair<const Graph*, int>;
