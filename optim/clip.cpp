@@ -20,13 +20,6 @@ void check_floating(const Tensor& t, std::string_view what) {
   }
 }
 
-// A hyper-parameter as a tensor of t's dtype (numbers become constants, tensors are cast).
-Tensor as_tensor_like(const Hyperparameter& h, const Tensor& t) {
-  if (!h.is_tensor()) return scalar(t.graph(), h.number(), t.dtype());
-  const Tensor& v = h.tensor();
-  return v.dtype() == t.dtype() ? v : cast(v, t.dtype());
-}
-
 }  // namespace
 
 Tensor ClipBound::to_tensor_like(const Tensor& like) const {
@@ -52,7 +45,7 @@ Tensor clip_by_norm(const Tensor& t, const Hyperparameter& clip_norm,
                     const std::vector<int>& axes) {
   check_floating(t, "clip_by_norm");
   const NameScope scope(t.graph(), "clip_by_norm");
-  const Tensor norm_limit = as_tensor_like(clip_norm, t);
+  const Tensor norm_limit = clip_norm.to_tensor(t.graph(), t.dtype());
   const Tensor l2sum = reduce_sum(t * t, axes, /*keepdims=*/true);
   // sqrt has an infinite derivative at 0: take it of 1 where the sum is 0, as TF does, so a zero
   // t gets a zero gradient instead of NaN.
@@ -87,7 +80,7 @@ std::pair<std::vector<Tensor>, Tensor> clip_by_global_norm(const std::vector<Ten
                          norm.shape()));
   }
   const NameScope scope(norm.graph(), "clip_by_global_norm");
-  const Tensor limit = as_tensor_like(clip_norm, norm);
+  const Tensor limit = clip_norm.to_tensor(norm.graph(), norm.dtype());
   // (norm - norm) is NaN exactly when the norm is Inf or NaN, which then poisons every result.
   const Tensor scale = limit * minimum(reciprocal(norm), reciprocal(limit)) + (norm - norm);
   std::vector<Tensor> clipped;
