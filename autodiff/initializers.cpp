@@ -42,6 +42,17 @@ struct OrthogonalAttrs {
   bool transpose = false;  // the variable has fewer rows than columns: it receives Q^T
 };
 
+// c -= 2 (v . c) v over `len` elements: the Householder reflection I - 2 v v^T (v of unit norm)
+// applied to the vector c.
+void reflect(const double* v, double* c, std::int64_t len) {
+  double dot = 0;
+#pragma omp simd reduction(+ : dot)
+  for (std::int64_t i = 0; i < len; ++i) dot += v[i] * c[i];
+  dot *= 2;
+#pragma omp simd
+  for (std::int64_t i = 0; i < len; ++i) c[i] -= dot * v[i];
+}
+
 // Householder QR of the m x n matrix A (m >= n, stored as n columns of length m), giving the
 // m x n factor Q with the signs of its columns chosen so that R has a positive diagonal (TF's
 // q *= sign(diag(r)), which makes the result uniformly distributed over orthogonal matrices).
@@ -71,13 +82,7 @@ void orthonormalize(std::vector<std::vector<double>>& cols, std::int64_t m) {
     // work (columns are independent, so the result does not depend on the thread count).
 #pragma omp parallel for schedule(static) if ((n - k) * len >= (1 << 20))
     for (std::int64_t j = k + 1; j < n; ++j) {
-      double* c = cols[static_cast<std::size_t>(j)].data() + k;
-      double dot = 0;
-#pragma omp simd reduction(+ : dot)
-      for (std::int64_t i = 0; i < len; ++i) dot += vp[i] * c[i];
-      dot *= 2;
-#pragma omp simd
-      for (std::int64_t i = 0; i < len; ++i) c[i] -= dot * vp[i];
+      reflect(vp, cols[static_cast<std::size_t>(j)].data() + k, len);
     }
     reflectors[static_cast<std::size_t>(k)] = std::move(v);
   }
@@ -89,16 +94,7 @@ void orthonormalize(std::vector<std::vector<double>>& cols, std::int64_t m) {
     q[static_cast<std::size_t>(j)] = r_diag[static_cast<std::size_t>(j)] < 0 ? -1.0 : 1.0;
     for (std::int64_t k = j; k >= 0; --k) {
       const std::vector<double>& v = reflectors[static_cast<std::size_t>(k)];
-      if (v.empty()) continue;
-      const std::int64_t len = m - k;
-      double* c = q.data() + k;
-      const double* vp = v.data();
-      double dot = 0;
-#pragma omp simd reduction(+ : dot)
-      for (std::int64_t i = 0; i < len; ++i) dot += vp[i] * c[i];
-      dot *= 2;
-#pragma omp simd
-      for (std::int64_t i = 0; i < len; ++i) c[i] -= dot * vp[i];
+      if (!v.empty()) reflect(v.data(), q.data() + k, m - k);
     }
   }
 }
