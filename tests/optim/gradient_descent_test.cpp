@@ -9,13 +9,13 @@
 
 using namespace ad::optim::testing;  // NOLINT(google-build-using-namespace)
 
-BOOST_AUTO_TEST_SUITE(gradient_descent_test)
+namespace {
 
-BOOST_AUTO_TEST_CASE(three_steps_match_the_update_rule_in_float64) {
+void check_three_steps(ad::DType dtype, double tolerance) {
   ad::Graph g;
-  auto w = make_variable(g, "w", kInitialW, kShape);
+  auto w = make_variable(g, "w", kInitialW, kShape, dtype);
   ad::optim::GradientDescent sgd({.learning_rate = 0.3});
-  auto train = sgd.apply_gradients({{make_constant(g, kGrad, kShape), w}});
+  auto train = sgd.apply_gradients({{make_constant(g, kGrad, kShape, dtype), w}});
   ad::Session s(g);
   s.run({ad::global_variables_initializer(g)});
   std::vector<double> w_ref = kInitialW;
@@ -24,25 +24,21 @@ BOOST_AUTO_TEST_CASE(three_steps_match_the_update_rule_in_float64) {
       [&] {
         for (std::size_t i = 0; i < w_ref.size(); ++i) w_ref[i] -= 0.3 * kGrad[i];
       },
-      [&] { check_close(to_doubles(s.value(w)), w_ref, 1e-12, "w"); });
+      [&] { check_close(to_doubles(s.value(w)), w_ref, tolerance, "w"); });
+  BOOST_TEST(s.value(w).dtype() == dtype);
   BOOST_TEST(sgd.get_slot_names().empty());
 }
 
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(gradient_descent_test)
+
+BOOST_AUTO_TEST_CASE(three_steps_match_the_update_rule_in_float64) {
+  check_three_steps(ad::DType::Float64, 1e-12);
+}
+
 BOOST_AUTO_TEST_CASE(float32_variables_follow_the_float64_rule_to_rounding) {
-  ad::Graph g;
-  auto w = make_variable(g, "w", kInitialW, kShape, ad::DType::Float32);
-  ad::optim::GradientDescent sgd({.learning_rate = 0.3});
-  auto train = sgd.apply_gradients({{make_constant(g, kGrad, kShape, ad::DType::Float32), w}});
-  ad::Session s(g);
-  s.run({ad::global_variables_initializer(g)});
-  std::vector<double> w_ref = kInitialW;
-  run_steps(
-      s, train, 3,
-      [&] {
-        for (std::size_t i = 0; i < w_ref.size(); ++i) w_ref[i] -= 0.3 * kGrad[i];
-      },
-      [&] { check_close(to_doubles(s.value(w)), w_ref, 1e-6, "w"); });
-  BOOST_TEST(s.value(w).dtype() == ad::DType::Float32);
+  check_three_steps(ad::DType::Float32, 1e-6);
 }
 
 BOOST_AUTO_TEST_CASE(default_learning_rate_is_0_01) {
