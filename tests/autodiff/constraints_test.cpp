@@ -106,7 +106,9 @@ BOOST_AUTO_TEST_CASE(max_norm_scales_columns_down_to_max_value) {
   // except that the epsilon shrinks a column of norm 1e-6 by 1e-6 / (1e-7 + 1e-6).
   BOOST_TEST(std::abs(norm_of(out, 0, 3) - 2.0) < 1e-7);
   BOOST_TEST(out.at({0, 2}) == 1e-6 * (1e-6 / (kEps + 1e-6)), boost::test_tools::tolerance(1e-12));
-  // The default max_value is 2 and axis 1 constrains rows.
+  // The defaults are max_value 2 over axis 0; axis 1 constrains rows.
+  check_projection(constrained(con::max_norm(), w), w, 0,
+                   [](double n) { return std::clamp(n, 0.0, 2.0) / (kEps + n); });
   check_projection(constrained(con::max_norm(1.0, {1}), w), w, 1,
                    [](double n) { return std::clamp(n, 0.0, 1.0) / (kEps + n); });
 }
