@@ -284,6 +284,13 @@ void check_batch(const KernelContext& ctx, const Shape& labels, const Shape& log
   }
 }
 
+// For the dense cross-entropies, whose labels are shaped like the logits.
+void check_same_shape(const KernelContext& ctx, const Shape& labels, const Shape& logits) {
+  if (!(labels == logits)) {
+    ctx.fail(str("labels ", labels, " and logits ", logits, " must have the same shape"));
+  }
+}
+
 // Outputs: 0 the loss per row, logsumexp(logits) - logits[label]; 1 (hidden) softmax(logits),
 // which the gradient reuses.
 void sparse_xent_kernel(KernelContext& ctx) {
@@ -386,6 +393,25 @@ Tensor sparse_xent_grad(const Tensor& labels, const Tensor& probs, const Tensor&
 // A dim known on either side (-1 when neither knows it).
 std::int64_t merge_dim(std::int64_t a, std::int64_t b) { return a >= 0 ? a : b; }
 
+// The build-time checks of the dense cross-entropies (float labels of the logits' dtype and
+// shape); returns the shape both are known to have, each dim known on either side.
+Shape check_labels_like_logits(const OpDef& op, const Tensor& labels, const Tensor& logits) {
+  require_floating(op.name, "labels", labels);
+  require_floating(op.name, "logits", logits);
+  const std::string label = op_label(op, logits.graph());
+  if (labels.dtype() != logits.dtype()) {
+    throw ValueError(str(label, ": labels ", describe(labels), " and logits ", describe(logits),
+                         " have different dtypes; use ad::cast"));
+  }
+  if (!labels.shape().is_compatible_with(logits.shape())) {
+    throw ValueError(str(label, ": labels ", labels.shape(), " and logits ", logits.shape(),
+                         " must have the same shape"));
+  }
+  Shape shape = logits.shape();
+  for (int d = 0; d < shape.rank(); ++d) shape[d] = merge_dim(shape[d], labels.shape()[d]);
+  return shape;
+}
+
 // ---- dense softmax cross-entropy ----------------------------------------------------------------
 
 // Outputs: 0 the loss per row, -sum(labels * log_softmax(logits)); 1 (hidden) log_softmax(logits),
@@ -393,10 +419,7 @@ std::int64_t merge_dim(std::int64_t a, std::int64_t b) { return a >= 0 ? a : b; 
 void softmax_xent_kernel(KernelContext& ctx) {
   const Array& labels = ctx.input(0);
   const Array& logits = ctx.input(1);
-  if (!(labels.shape() == logits.shape())) {
-    ctx.fail(str("labels ", labels.shape(), " and logits ", logits.shape(),
-                 " must have the same shape"));
-  }
+  check_same_shape(ctx, labels.shape(), logits.shape());
   const Shape& shape = logits.shape();
   const std::int64_t classes = shape[shape.rank() - 1];
   Shape loss_shape = shape;
@@ -466,10 +489,7 @@ const OpDef kSoftmaxXentOp{.name = "SoftmaxCrossEntropyWithLogits",
 void sigmoid_xent_kernel(KernelContext& ctx) {
   const Array& labels = ctx.input(0);
   const Array& logits = ctx.input(1);
-  if (!(labels.shape() == logits.shape())) {
-    ctx.fail(str("labels ", labels.shape(), " and logits ", logits.shape(),
-                 " must have the same shape"));
-  }
+  check_same_shape(ctx, labels.shape(), logits.shape());
   Array& out = ctx.allocate_output(0, logits.shape());
   dispatch_floating(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -608,23 +628,11 @@ Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels, const Tens
 
 Tensor softmax_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits) {
   const OpDef& op = kSoftmaxXentOp;
-  require_floating(op.name, "labels", labels);
-  require_floating(op.name, "logits", logits);
-  const std::string label = op_label(op, logits.graph());
-  if (labels.dtype() != logits.dtype()) {
-    throw ValueError(str(label, ": labels ", describe(labels), " and logits ", describe(logits),
-                         " have different dtypes; use ad::cast"));
+  const Shape shape = check_labels_like_logits(op, labels, logits);
+  if (shape.rank() == 0) {
+    throw ValueError(str(op_label(op, logits.graph()), ": logits ", describe(logits),
+                         " is a scalar; expected [batch, classes]"));
   }
-  if (logits.shape().rank() == 0) {
-    throw ValueError(
-        str(label, ": logits ", describe(logits), " is a scalar; expected [batch, classes]"));
-  }
-  if (!labels.shape().is_compatible_with(logits.shape())) {
-    throw ValueError(str(label, ": labels ", labels.shape(), " and logits ", logits.shape(),
-                         " must have the same shape"));
-  }
-  Shape shape = logits.shape();
-  for (int d = 0; d < shape.rank(); ++d) shape[d] = merge_dim(shape[d], labels.shape()[d]);
   Shape loss_shape = shape;
   loss_shape.erase(shape.rank() - 1);
   const Tensor inputs[] = {labels, logits};
@@ -635,19 +643,7 @@ Tensor softmax_cross_entropy_with_logits(const Tensor& labels, const Tensor& log
 
 Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits) {
   const OpDef& op = kSigmoidXentOp;
-  require_floating(op.name, "labels", labels);
-  require_floating(op.name, "logits", logits);
-  const std::string label = op_label(op, logits.graph());
-  if (labels.dtype() != logits.dtype()) {
-    throw ValueError(str(label, ": labels ", describe(labels), " and logits ", describe(logits),
-                         " have different dtypes; use ad::cast"));
-  }
-  if (!labels.shape().is_compatible_with(logits.shape())) {
-    throw ValueError(str(label, ": labels ", labels.shape(), " and logits ", logits.shape(),
-                         " must have the same shape"));
-  }
-  Shape shape = logits.shape();
-  for (int d = 0; d < shape.rank(); ++d) shape[d] = merge_dim(shape[d], labels.shape()[d]);
+  const Shape shape = check_labels_like_logits(op, labels, logits);
   const Tensor inputs[] = {labels, logits};
   return logits.graph().record1(op, inputs, {logits.dtype(), shape});
 }
