@@ -15,22 +15,27 @@
 #include "autodiff/error.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
+#include "autodiff/ops/parallel_loops.h"
 
 namespace ad {
 
 namespace {
 
-// One Philox-4x32 round, then the key bump. Each caller runs ten rounds in its own loop, inlined,
-// so consecutive blocks overlap in the pipeline.
-[[gnu::always_inline]] inline void philox_round(std::array<std::uint32_t, 4>& counter,
-                                                std::array<std::uint32_t, 2>& key) {
-  const std::uint64_t p0 = std::uint64_t{0xD2511F53} * counter[0];
-  const std::uint64_t p1 = std::uint64_t{0xCD9E8D57} * counter[2];
-  counter = {
-      static_cast<std::uint32_t>(p1 >> 32) ^ counter[1] ^ key[0], static_cast<std::uint32_t>(p1),
-      static_cast<std::uint32_t>(p0 >> 32) ^ counter[3] ^ key[1], static_cast<std::uint32_t>(p0)};
-  key[0] += 0x9E3779B9;
-  key[1] += 0xBB67AE85;
+// Philox-4x32-10: ten rounds, each followed by the key bump. Always inlined into the generators'
+// loops, so consecutive blocks overlap in the pipeline; detail::philox4x32_10 (checked against
+// Random123's known answers) is this same function.
+[[gnu::always_inline]] inline std::array<std::uint32_t, 4> philox(
+    std::array<std::uint32_t, 4> counter, std::array<std::uint32_t, 2> key) {
+  for (int round = 0; round < 10; ++round) {
+    const std::uint64_t p0 = std::uint64_t{0xD2511F53} * counter[0];
+    const std::uint64_t p1 = std::uint64_t{0xCD9E8D57} * counter[2];
+    counter = {
+        static_cast<std::uint32_t>(p1 >> 32) ^ counter[1] ^ key[0], static_cast<std::uint32_t>(p1),
+        static_cast<std::uint32_t>(p0 >> 32) ^ counter[3] ^ key[1], static_cast<std::uint32_t>(p0)};
+    key[0] += 0x9E3779B9;
+    key[1] += 0xBB67AE85;
+  }
+  return counter;
 }
 
 constexpr std::int64_t kDefaultGraphSeed = 87654321;
@@ -62,11 +67,9 @@ std::array<std::uint32_t, 2> split_key(std::uint64_t key) {
 // Four random words for block `block` of run `run`: Philox-4x32-10 of the counter (block, run).
 std::array<std::uint32_t, 4> block_words(std::array<std::uint32_t, 2> key, std::uint64_t run,
                                          std::uint64_t block) {
-  std::array<std::uint32_t, 4> counter{
-      static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
-      static_cast<std::uint32_t>(run), static_cast<std::uint32_t>(run >> 32)};
-  for (int round = 0; round < 10; ++round) philox_round(counter, key);
-  return counter;
+  return philox({static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
+                 static_cast<std::uint32_t>(run), static_cast<std::uint32_t>(run >> 32)},
+                key);
 }
 
 // A double in [0, 1) with 53 random bits from two words.
@@ -84,16 +87,10 @@ std::array<double, 2> normal_pair(const std::array<std::uint32_t, 4>& w) {
   return {r * std::cos(theta), r * std::sin(theta)};
 }
 
-// Calls f(block) for every block in [0, blocks), in parallel when there are many. A small loop
-// must not reach `omp parallel ... if (false)`, which still builds a thread team.
+// Calls f(block) for every block in [0, blocks), in parallel when there are many.
 template <class F>
 void for_each_block(std::int64_t blocks, F f) {
-  if (blocks >= kParallelBlocks) {
-#pragma omp parallel for schedule(static)
-    for (std::int64_t b = 0; b < blocks; ++b) f(b);
-  } else {
-    for (std::int64_t b = 0; b < blocks; ++b) f(b);
-  }
+  detail::for_each_index(blocks, blocks >= kParallelBlocks, f);
 }
 
 // The generators' lambdas capture by value: captured by reference, every scalar would be reloaded
@@ -258,8 +255,7 @@ Tensor record_random(Graph& graph, const Shape& shape, std::string_view fn,
 namespace detail {
 std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
                                            std::array<std::uint32_t, 2> key) {
-  for (int round = 0; round < 10; ++round) philox_round(counter, key);
-  return counter;
+  return philox(counter, key);
 }
 }  // namespace detail
 
