@@ -1,13 +1,14 @@
 // Placeholders, constants, identity, add_n, zeros/ones like, stop_gradient, group, sum_to.
 #include "autodiff/ops/basic.h"
 
-#include <cstring>
-#include <thread>
+#include <cstdint>
+#include <vector>
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/broadcast.h"
+#include "autodiff/ops/parallel_loops.h"
 
 namespace ad {
 
@@ -47,13 +48,7 @@ void add_n_kernel(KernelContext& ctx) {
       }
       const T* b = ctx.input(k).data<T>().data();
       T* yp = y.data();
-      if (n > (1 << 16)) {  // small loops stay out of libgomp (a team costs ~0.3 us even if unused)
-#pragma omp parallel for simd
-        for (std::int64_t i = 0; i < n; ++i) yp[i] += b[i];
-      } else {
-#pragma omp simd
-        for (std::int64_t i = 0; i < n; ++i) yp[i] += b[i];
-      }
+      detail::for_each_element(n, [&](std::int64_t i) { yp[i] += b[i]; });
     }
   });
 }

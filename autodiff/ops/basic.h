@@ -22,9 +22,9 @@ namespace ad {
 [[nodiscard]] Tensor placeholder_with_default(const Tensor& default_value, const Shape& shape,
                                               std::string_view name = {});
 [[nodiscard]] Tensor constant(Graph& graph, const Array& value, std::string_view name = {});
-// A scalar constant of `dtype`.
 // The value of a Const tensor; nullopt for any other tensor.
 [[nodiscard]] std::optional<Array> constant_value(const Tensor& t);
+// A scalar constant of `dtype`.
 [[nodiscard]] Tensor scalar(Graph& graph, double value, DType dtype);
 [[nodiscard]] Tensor identity(const Tensor& x, std::string_view name = {});
 // The elementwise sum of tensors of one shape and dtype.
