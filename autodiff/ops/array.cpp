@@ -17,6 +17,7 @@
 #include "autodiff/ops/broadcast.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/reduce.h"
 
 namespace ad {
 
@@ -734,17 +735,22 @@ void check_indices(const KernelContext& ctx, const Array& indices, const Shape& 
   }
 }
 
+// params[:axis] + indices + params[axis+1:].
+Shape gathered_shape(const Shape& params, const Shape& indices, int axis) {
+  Shape shape;
+  for (int d = 0; d < axis; ++d) shape.push_back(params[d]);
+  for (auto d : indices.dims()) shape.push_back(d);
+  for (int d = axis + 1; d < params.rank(); ++d) shape.push_back(params[d]);
+  return shape;
+}
+
 void gather_kernel(KernelContext& ctx) {
   const Array& params = ctx.input(0);
   const Array& indices = ctx.input(1);
   const int axis = ctx.attrs<AxisAttrs>().axis;
   const GatherDims g = gather_dims(params.shape(), axis, indices.size());
   check_indices(ctx, indices, params.shape(), axis);
-  Shape shape;
-  for (int d = 0; d < axis; ++d) shape.push_back(params.shape()[d]);
-  for (auto d : indices.shape().dims()) shape.push_back(d);
-  for (int d = axis + 1; d < params.rank(); ++d) shape.push_back(params.shape()[d]);
-  Array& out = ctx.allocate_output(0, shape);
+  Array& out = ctx.allocate_output(0, gathered_shape(params.shape(), indices.shape(), axis));
   const std::int64_t* idx = indices.data<std::int64_t>().data();
   dispatch_all(params.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -855,27 +861,6 @@ void one_hot_kernel(KernelContext& ctx) {
 
 const OpDef kOneHotOp{.name = "OneHot", .kernel = one_hot_kernel};
 
-Shape runtime_broadcast(const KernelContext& ctx, std::initializer_list<const Shape*> shapes) {
-  int rank = 0;
-  for (const Shape* s : shapes) rank = std::max(rank, s->rank());
-  Shape out;
-  for (int d = 0; d < rank; ++d) out.push_back(1);
-  for (const Shape* s : shapes) {
-    for (int d = 0; d < s->rank(); ++d) {
-      const int o = d + rank - s->rank();
-      const std::int64_t v = (*s)[d];
-      if (v == out[o] || v == 1) continue;
-      if (out[o] != 1) {
-        std::string all;
-        for (const Shape* t : shapes) all += (all.empty() ? "" : ", ") + t->to_string();
-        ctx.fail(str("shapes ", all, " cannot be broadcast together"));
-      }
-      out[o] = v;
-    }
-  }
-  return out;
-}
-
 // Element strides of `s` broadcast (right-aligned) into `out`: 0 along broadcast dims.
 Dims broadcast_strides(const Shape& s, const Shape& out) {
   const Dims own = strides_of(s);
@@ -891,7 +876,12 @@ void where_kernel(KernelContext& ctx) {
   const Array& c = ctx.input(0);
   const Array& a = ctx.input(1);
   const Array& b = ctx.input(2);
-  const Shape shape = runtime_broadcast(ctx, {&c.shape(), &a.shape(), &b.shape()});
+  const auto broadcast = detail::broadcast_shapes({&c.shape(), &a.shape(), &b.shape()});
+  if (!broadcast) {
+    ctx.fail(str("shapes ", c.shape(), ", ", a.shape(), ", ", b.shape(),
+                 " cannot be broadcast together"));
+  }
+  const Shape& shape = *broadcast;
   Array& out = ctx.allocate_output(0, shape);
   if (out.size() == 0) return;
   Nest<4> nest;
@@ -1149,22 +1139,6 @@ Tensor record_unary(const OpDef& op, const Tensor& x, Shape shape, std::any attr
   return x.graph().record1(op, inputs, {x.dtype(), std::move(shape)}, std::move(attrs), name);
 }
 
-std::vector<int> normalized_axes(const std::vector<int>& axes, int rank, const std::string& who) {
-  std::vector<int> out;
-  for (int axis : axes) {
-    if (axis < -rank || axis >= rank) {
-      throw ValueError(str(who, ": axis ", axis, " is out of range for rank ", rank,
-                           " (valid: ", -rank, " to ", rank - 1, ")"));
-    }
-    const int a = axis < 0 ? axis + rank : axis;
-    if (std::find(out.begin(), out.end(), a) != out.end())
-      throw ValueError(str(who, ": axis ", axis, " is listed twice"));
-    out.push_back(a);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 }  // namespace
 
 namespace detail {
@@ -1302,7 +1276,7 @@ Tensor squeeze(const Tensor& x, const std::vector<int>& axes) {
       if (x.shape()[d] == 1) resolved.push_back(d);
     }
   } else {
-    resolved = normalized_axes(axes, x.shape().rank(), who);
+    resolved = detail::resolve_axes("squeeze", x.graph().unique_name("Squeeze", false), x, axes);
     for (int a : resolved) {
       if (x.shape()[a] > 1) {
         throw ValueError(str(who, ": cannot squeeze axis ", a, " of '", x.name(), "' ", x.shape(),
@@ -1338,11 +1312,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   const Tensor& first = xs.front();
   const int rank = first.shape().rank();
   if (rank == 0) throw ValueError(str(who, ": cannot concatenate scalars (use stack)"));
-  if (axis < -rank || axis >= rank) {
-    throw ValueError(str(who, ": axis ", axis, " is out of range for rank ", rank,
-                         " (valid: ", -rank, " to ", rank - 1, ")"));
-  }
-  const int a = axis < 0 ? axis + rank : axis;
+  const int a = normalize_axis(axis, rank, who.c_str());
   Shape shape = first.shape();
   shape[a] = 0;
   for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -1434,13 +1404,10 @@ Tensor gather(const Tensor& params, const Tensor& indices, int axis) {
                          params.shape(), " (valid: ", -rank, " to ", rank - 1, ")"));
   }
   const int a = axis < 0 ? axis + rank : axis;
-  Shape shape;
-  for (int d = 0; d < a; ++d) shape.push_back(params.shape()[d]);
-  for (auto d : indices.shape().dims()) shape.push_back(d);
-  for (int d = a + 1; d < rank; ++d) shape.push_back(params.shape()[d]);
   const Tensor inputs[] = {params, indices};
-  return params.graph().record1(kGatherOp, inputs, {params.dtype(), shape}, AxisAttrs{a},
-                                "GatherV2");
+  return params.graph().record1(
+      kGatherOp, inputs, {params.dtype(), gathered_shape(params.shape(), indices.shape(), a)},
+      AxisAttrs{a}, "GatherV2");
 }
 
 Tensor one_hot(const Tensor& indices, std::int64_t depth, double on_value, double off_value,

@@ -1,7 +1,26 @@
 // Broadcast plans: right-align, compute element strides, merge dims that broadcast alike.
 #include "autodiff/ops/broadcast.h"
 
+#include <algorithm>
+
 namespace ad::detail {
+
+std::optional<Shape> broadcast_shapes(std::initializer_list<const Shape*> shapes) {
+  int rank = 0;
+  for (const Shape* s : shapes) rank = std::max(rank, s->rank());
+  Shape out;
+  for (int d = 0; d < rank; ++d) out.push_back(1);
+  for (const Shape* s : shapes) {
+    for (int d = 0; d < s->rank(); ++d) {
+      const int o = d + rank - s->rank();
+      const std::int64_t v = (*s)[d];
+      if (v == out[o] || v == 1) continue;
+      if (out[o] != 1) return std::nullopt;
+      out[o] = v;
+    }
+  }
+  return out;
+}
 
 BroadcastPlan make_broadcast_plan(const Shape& out, const Shape& a, const Shape& b) {
   const int rank = out.rank();

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 
 #include "autodiff/shape.h"
 
@@ -16,6 +18,10 @@ struct BroadcastPlan {
   std::array<std::array<std::int64_t, Shape::kMaxRank>, 2> strides{};  // elements; 0 = broadcast
   std::int64_t size = 1;
 };
+
+// The run-time shape of broadcasting `shapes` together (right-aligned; along each dim every shape
+// has 1 or the common size), or nullopt when they do not broadcast.
+std::optional<Shape> broadcast_shapes(std::initializer_list<const Shape*> shapes);
 
 // Plan for iterating `out` with operands a and b broadcast into it (each dim of a/b is 1 or equal).
 BroadcastPlan make_broadcast_plan(const Shape& out, const Shape& a, const Shape& b);

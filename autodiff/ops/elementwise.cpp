@@ -2,7 +2,6 @@
 // scalar fast path, and otherwise contiguous runs from a broadcast plan. Large loops use OpenMP.
 #include "autodiff/ops/elementwise.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -23,17 +22,9 @@ using detail::kParallelElements;
 // ---- binary kernels -----------------------------------------------------------------------------
 
 Shape runtime_broadcast(const KernelContext& ctx, const Shape& a, const Shape& b) {
-  const int rank = std::max(a.rank(), b.rank());
-  Shape out;
-  for (int d = 0; d < rank; ++d) {
-    const int da = d - (rank - a.rank());
-    const int db = d - (rank - b.rank());
-    const std::int64_t x = da >= 0 ? a[da] : 1;
-    const std::int64_t y = db >= 0 ? b[db] : 1;
-    if (x != y && x != 1 && y != 1) ctx.fail(str("shapes ", a, " and ", b, " cannot be broadcast"));
-    out.push_back(x == 1 ? y : x);
-  }
-  return out;
+  const auto out = detail::broadcast_shapes({&a, &b});
+  if (!out) ctx.fail(str("shapes ", a, " and ", b, " cannot be broadcast"));
+  return *out;
 }
 
 template <class In, class Out, class F>
