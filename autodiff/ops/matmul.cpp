@@ -63,8 +63,8 @@ void matmul_kernel(KernelContext& ctx) {
     T* pc = out.mutable_data<T>().data();
     const std::int64_t lda = sa[rank - 1];
     const std::int64_t ldb = sb[rank - 1];
-    // One GEMM per batch entry; OpenBLAS threads each call (calling it from OpenMP threads
-    // would oversubscribe the cores with its own pthreads).
+    // One GEMM per batch entry; gemm splits a large product into fixed row blocks across
+    // threads itself (OpenBLAS runs single-threaded, see gemm.cpp).
     for (std::int64_t i = 0; i < batch; ++i) {
       gemm<T>(attrs.transpose_a, attrs.transpose_b, m, n, k, T{1}, pa + i * m * k, lda,
               pb + i * k * n, ldb, T{0}, pc + i * m * n, n);

@@ -83,6 +83,9 @@ BOOST_AUTO_TEST_CASE(values_match_naive_loops_for_all_transpose_flags) {
       check_product({}, 33, 17, 65, ta, tb, ad::DType::Float64, 1e-13, seed += 2);
       check_product({}, 33, 17, 65, ta, tb, ad::DType::Float32, 1e-5, seed += 2);
       check_product({}, 1, 1, 1, ta, tb, ad::DType::Float64, 1e-15, seed += 2);
+      // m * n * k >= 2^21 with several 64-row blocks: gemm splits the rows of C across threads,
+      // where op(A)'s rows start at different places with and without transpose_a.
+      check_product({}, 200, 100, 120, ta, tb, ad::DType::Float64, 1e-13, seed += 2);
     }
   }
 }
