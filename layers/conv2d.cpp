@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "autodiff/error.h"
-#include "autodiff/initializers.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/elementwise.h"
 #include "layers/layer_util.h"
@@ -98,28 +97,12 @@ void Conv2D::build(const Tensor& inputs) {
     }
   }
   dtype_ = inputs.dtype();
-  Graph& graph = inputs.graph();
-  const std::size_t losses_before = detail::num_regularization_losses(graph);
-  kernel_ =
-      get_variable(graph, "kernel",
-                   {.shape = Shape{kernel_size_[0], kernel_size_[1], in_channels_, filters_},
-                    .dtype = dtype_,
-                    .initializer = options_.kernel_initializer ? options_.kernel_initializer
-                                                               : initializers::glorot_uniform(),
-                    .regularizer = options_.kernel_regularizer,
-                    .constraint = options_.kernel_constraint,
-                    .trainable = options_.trainable});
-  if (options_.use_bias) {
-    bias_ = get_variable(graph, "bias",
-                         {.shape = Shape{filters_},
-                          .dtype = dtype_,
-                          .initializer = options_.bias_initializer ? options_.bias_initializer
-                                                                   : initializers::zeros(),
-                          .regularizer = options_.bias_regularizer,
-                          .constraint = options_.bias_constraint,
-                          .trainable = options_.trainable});
-  }
-  losses_ = detail::losses_since(graph, losses_before);
+  detail::KernelAndBias variables = detail::create_kernel_and_bias(
+      inputs.graph(), Shape{kernel_size_[0], kernel_size_[1], in_channels_, filters_}, dtype_,
+      options_);
+  kernel_ = variables.kernel;
+  bias_ = variables.bias;
+  losses_ = std::move(variables.losses);
   built_ = true;
 }
 
@@ -138,10 +121,7 @@ void Conv2D::check_input(const Tensor& inputs) const {
                          "), but the layer was built for ", in_channels_, " (kernel ",
                          kernel_.shape(), ")"));
   }
-  if (inputs.dtype() != dtype_) {
-    throw ValueError(str(who, ": input '", inputs.name(), "' is ", inputs.dtype(),
-                         " but the layer was built for ", dtype_, " (use ad::cast)"));
-  }
+  detail::require_built_dtype(inputs, dtype_, who);
 }
 
 std::vector<Variable> Conv2D::variables() const {

@@ -5,7 +5,6 @@
 #include <optional>
 
 #include "autodiff/error.h"
-#include "autodiff/initializers.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
@@ -45,28 +44,11 @@ void Dense::build(const Tensor& inputs) {
                          " (reshape it to a known feature size first)"));
   }
   dtype_ = inputs.dtype();
-  Graph& graph = inputs.graph();
-  const std::size_t losses_before = detail::num_regularization_losses(graph);
-  kernel_ =
-      get_variable(graph, "kernel",
-                   {.shape = Shape{input_dim_, units_},
-                    .dtype = dtype_,
-                    .initializer = options_.kernel_initializer ? options_.kernel_initializer
-                                                               : initializers::glorot_uniform(),
-                    .regularizer = options_.kernel_regularizer,
-                    .constraint = options_.kernel_constraint,
-                    .trainable = options_.trainable});
-  if (options_.use_bias) {
-    bias_ = get_variable(graph, "bias",
-                         {.shape = Shape{units_},
-                          .dtype = dtype_,
-                          .initializer = options_.bias_initializer ? options_.bias_initializer
-                                                                   : initializers::zeros(),
-                          .regularizer = options_.bias_regularizer,
-                          .constraint = options_.bias_constraint,
-                          .trainable = options_.trainable});
-  }
-  losses_ = detail::losses_since(graph, losses_before);
+  detail::KernelAndBias variables =
+      detail::create_kernel_and_bias(inputs.graph(), Shape{input_dim_, units_}, dtype_, options_);
+  kernel_ = variables.kernel;
+  bias_ = variables.bias;
+  losses_ = std::move(variables.losses);
   built_ = true;
 }
 
@@ -83,10 +65,7 @@ void Dense::check_input(const Tensor& inputs) const {
                          "), but the layer was built for ", input_dim_, " (kernel ",
                          kernel_.shape(), ")"));
   }
-  if (inputs.dtype() != dtype_) {
-    throw ValueError(str(who, ": input '", inputs.name(), "' is ", inputs.dtype(),
-                         " but the layer was built for ", dtype_, " (use ad::cast)"));
-  }
+  detail::require_built_dtype(inputs, dtype_, who);
 }
 
 std::vector<Variable> Dense::variables() const {

@@ -45,6 +45,20 @@ void require_floating(const Tensor& inputs, const std::string& layer) {
   }
 }
 
+void require_built_dtype(const Tensor& inputs, DType built, const std::string& layer) {
+  if (inputs.dtype() != built) {
+    throw ValueError(str(layer, ": input '", inputs.name(), "' is ", inputs.dtype(),
+                         " but the layer was built for ", built, " (use ad::cast)"));
+  }
+}
+
+Tensor div_no_nan(const Tensor& numerator, const Tensor& denominator) {
+  const Tensor zero = scalar_like(denominator, 0.0);
+  const Tensor is_zero = equal(denominator, zero);
+  const Tensor safe = where(is_zero, scalar_like(denominator, 1.0), denominator);
+  return where(is_zero, zero, numerator / safe);
+}
+
 std::vector<Variable> existing_variables(std::initializer_list<Variable> vars,
                                          bool trainable_only) {
   std::vector<Variable> out;
