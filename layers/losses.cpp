@@ -9,10 +9,13 @@
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/reduce.h"
 #include "autodiff/variable_scope.h"
+#include "layers/layer_util.h"
 
 namespace ad::losses {
 
 namespace {
+
+using layers::detail::div_no_nan;
 
 void require(const Tensor& t, const char* loss, const char* what) {
   if (!t) throw ValueError(str(loss, ": ", what, " is an empty Tensor"));
@@ -25,21 +28,17 @@ void require_floating(const Tensor& t, const char* loss, const char* what) {
   }
 }
 
-void require_compatible(const Tensor& labels, const Tensor& predictions, const char* loss,
-                        const char* labels_name, const char* predictions_name) {
+// The checks of a loss over labels and predictions of one shape: both given, predictions floating
+// (the labels are cast to their dtype), shapes compatible.
+void check_inputs(const Tensor& labels, const Tensor& predictions, const char* loss,
+                  const char* labels_name, const char* predictions_name) {
+  require(labels, loss, labels_name);
+  require(predictions, loss, predictions_name);
+  require_floating(predictions, loss, predictions_name);
   if (!labels.shape().is_compatible_with(predictions.shape())) {
     throw ValueError(str(loss, ": ", labels_name, " ", labels.shape(), " and ", predictions_name,
                          " ", predictions.shape(), " must have the same shape"));
   }
-}
-
-// numerator / denominator, or 0 where the denominator is 0; the division uses a denominator of 1
-// there so no NaN reaches the gradient.
-Tensor div_no_nan(const Tensor& numerator, const Tensor& denominator) {
-  const Tensor zero = scalar_like(denominator, 0.0);
-  const Tensor is_zero = equal(denominator, zero);
-  const Tensor safe = where(is_zero, scalar_like(denominator, 1.0), denominator);
-  return where(is_zero, zero, numerator / safe);
 }
 
 // The weights as a tensor of the losses' dtype that broadcasts to them without changing their
@@ -108,11 +107,9 @@ const std::string& scope_or(const std::string& scope, const std::string& fallbac
   return scope.empty() ? fallback : scope;
 }
 
-Tensor weighted(const Tensor& losses, const LossOptions& o) {
-  return reduce_and_collect(losses, o.weights, o.reduction, o.loss_collection);
-}
-
-Tensor weighted(const Tensor& losses, const SmoothedLossOptions& o) {
+// `losses` weighted and reduced as a LossOptions or SmoothedLossOptions says.
+template <class Options>
+Tensor weighted(const Tensor& losses, const Options& o) {
   return reduce_and_collect(losses, o.weights, o.reduction, o.loss_collection);
 }
 
@@ -177,11 +174,8 @@ Tensor sparse_softmax_cross_entropy(const Tensor& labels, const Tensor& logits,
 Tensor softmax_cross_entropy(const Tensor& onehot_labels, const Tensor& logits,
                              const SmoothedLossOptions& options) {
   const char* loss = "softmax_cross_entropy";
-  require(onehot_labels, loss, "onehot_labels");
-  require(logits, loss, "logits");
-  require_floating(logits, loss, "logits");
   check_smoothing(options.label_smoothing, loss);
-  require_compatible(onehot_labels, logits, loss, "onehot_labels", "logits");
+  check_inputs(onehot_labels, logits, loss, "onehot_labels", "logits");
   if (logits.shape().rank() < 1) {
     throw ValueError(str(loss, ": logits '", logits.name(), "' must have a classes axis"));
   }
@@ -199,11 +193,8 @@ Tensor softmax_cross_entropy(const Tensor& onehot_labels, const Tensor& logits,
 Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& logits,
                              const SmoothedLossOptions& options) {
   const char* loss = "sigmoid_cross_entropy";
-  require(multi_class_labels, loss, "multi_class_labels");
-  require(logits, loss, "logits");
-  require_floating(logits, loss, "logits");
   check_smoothing(options.label_smoothing, loss);
-  require_compatible(multi_class_labels, logits, loss, "multi_class_labels", "logits");
+  check_inputs(multi_class_labels, logits, loss, "multi_class_labels", "logits");
   const NameScope scope(logits.graph(), scope_or(options.scope, "sigmoid_cross_entropy_loss"));
   Tensor labels = cast(multi_class_labels, logits.dtype());
   if (options.label_smoothing > 0) {
@@ -215,10 +206,7 @@ Tensor sigmoid_cross_entropy(const Tensor& multi_class_labels, const Tensor& log
 Tensor mean_squared_error(const Tensor& labels, const Tensor& predictions,
                           const LossOptions& options) {
   const char* loss = "mean_squared_error";
-  require(labels, loss, "labels");
-  require(predictions, loss, "predictions");
-  require_floating(predictions, loss, "predictions");
-  require_compatible(labels, predictions, loss, "labels", "predictions");
+  check_inputs(labels, predictions, loss, "labels", "predictions");
   const NameScope scope(predictions.graph(), scope_or(options.scope, "mean_squared_error"));
   return weighted(squared_difference(predictions, cast(labels, predictions.dtype())), options);
 }
@@ -226,10 +214,7 @@ Tensor mean_squared_error(const Tensor& labels, const Tensor& predictions,
 Tensor absolute_difference(const Tensor& labels, const Tensor& predictions,
                            const LossOptions& options) {
   const char* loss = "absolute_difference";
-  require(labels, loss, "labels");
-  require(predictions, loss, "predictions");
-  require_floating(predictions, loss, "predictions");
-  require_compatible(labels, predictions, loss, "labels", "predictions");
+  check_inputs(labels, predictions, loss, "labels", "predictions");
   const NameScope scope(predictions.graph(), scope_or(options.scope, "absolute_difference"));
   return weighted(abs(predictions - cast(labels, predictions.dtype())), options);
 }
@@ -237,10 +222,7 @@ Tensor absolute_difference(const Tensor& labels, const Tensor& predictions,
 Tensor huber_loss(const Tensor& labels, const Tensor& predictions, const LossOptions& options,
                   double delta) {
   const char* loss = "huber_loss";
-  require(labels, loss, "labels");
-  require(predictions, loss, "predictions");
-  require_floating(predictions, loss, "predictions");
-  require_compatible(labels, predictions, loss, "labels", "predictions");
+  check_inputs(labels, predictions, loss, "labels", "predictions");
   if (!(delta > 0)) throw ValueError(str(loss, ": delta must be positive, got ", delta));
   const NameScope scope(predictions.graph(), scope_or(options.scope, "huber_loss"));
   const Tensor error = abs(predictions - cast(labels, predictions.dtype()));

@@ -1,7 +1,9 @@
 // tf.compat.v1.losses: per-example losses weighted and reduced as TF1 does (default
 // SUM_BY_NONZERO_WEIGHTS), each added to the LOSSES collection, and the totals that gather them
-// with the regularization losses. Losses are computed in the dtype of the logits/predictions
-// (TF1 computes in float32 and casts back; for float32 models the two agree).
+// with the regularization losses. Losses are computed in the dtype of the logits/predictions,
+// float32 or float64. TF1 weights and reduces in float32 and casts back to the input dtype, and its
+// mean_squared_error, absolute_difference and huber_loss cast predictions and labels to float32
+// first (a float32 loss even for float64 predictions); for float32 models the two agree.
 #pragma once
 
 #include <string>

@@ -10,10 +10,13 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/reduce.h"
+#include "layers/layer_util.h"
 
 namespace ad::metrics {
 
 namespace {
+
+using layers::detail::div_no_nan;
 
 struct InTopKAttrs {
   std::int64_t k = 1;
@@ -55,14 +58,6 @@ void in_top_k_kernel(KernelContext& ctx) {
 
 const OpDef kInTopKOp{.name = "InTopK", .kernel = in_top_k_kernel};
 
-// numerator / denominator, 0 where the denominator is 0 (metrics carry no gradient).
-Tensor safe_ratio(const Tensor& numerator, const Tensor& denominator) {
-  const Tensor zero = scalar_like(denominator, 0.0);
-  const Tensor is_zero = equal(denominator, zero);
-  return where(is_zero, zero,
-               numerator / where(is_zero, scalar_like(denominator, 1.0), denominator));
-}
-
 }  // namespace
 
 Tensor accuracy(const Tensor& labels, const Tensor& predictions, const Tensor& weights) {
@@ -78,14 +73,14 @@ Tensor accuracy(const Tensor& labels, const Tensor& predictions, const Tensor& w
       predictions.dtype() == labels.dtype() ? predictions : cast(predictions, labels.dtype());
   const Tensor correct = cast(equal(same, labels), DType::Float32);
   if (!weights) {
-    return safe_ratio(reduce_sum(correct), cast(size(correct), DType::Float32));
+    return div_no_nan(reduce_sum(correct), cast(size(correct), DType::Float32));
   }
   const Tensor w = cast(weights, DType::Float32) * ones_like(correct);
   if (!w.shape().is_compatible_with(correct.shape())) {
     throw ValueError(
         str("accuracy: weights ", weights.shape(), " do not broadcast to labels ", labels.shape()));
   }
-  return safe_ratio(reduce_sum(correct * w), reduce_sum(w));
+  return div_no_nan(reduce_sum(correct * w), reduce_sum(w));
 }
 
 Tensor in_top_k(const Tensor& predictions, const Tensor& labels, std::int64_t k) {
@@ -115,7 +110,7 @@ Tensor top_k_accuracy(const Tensor& labels, const Tensor& predictions, std::int6
   if (!labels || !predictions) throw ValueError("top_k_accuracy: labels or predictions is empty");
   const NameScope scope(predictions.graph(), "top_k_accuracy");
   const Tensor hits = cast(in_top_k(predictions, labels, k), DType::Float32);
-  return safe_ratio(reduce_sum(hits), cast(size(hits), DType::Float32));
+  return div_no_nan(reduce_sum(hits), cast(size(hits), DType::Float32));
 }
 
 }  // namespace ad::metrics
