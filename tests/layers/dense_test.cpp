@@ -185,10 +185,11 @@ BOOST_AUTO_TEST_CASE(regularization_and_activity_losses_are_collected) {
                      .bias_regularizer = ad::regularizers::l1(0.25),
                      .activity_regularizer = ad::regularizers::l1(0.1),
                      .name = "fc"});
-  auto y = layer(x);
+  (void)layer(x);
   BOOST_TEST(layer.losses().size() == 3u);
   const auto losses = g.get_collection(ad::GraphKeys::REGULARIZATION_LOSSES);
   BOOST_REQUIRE(losses.size() == 3u);
+  auto total = ad::get_regularization_loss(g, "fc");
   ad::Session s(g);
   s.run({ad::global_variables_initializer(g)});
   const auto k = ad::testing::random_array({3, 2}, 5);
@@ -196,7 +197,7 @@ BOOST_AUTO_TEST_CASE(regularization_and_activity_losses_are_collected) {
   s.set_value(layer.kernel(), k);
   s.set_value(layer.bias(), b);
   const auto xv = ad::testing::random_array({4, 3}, 7);
-  const auto values = s.run({losses[0], losses[1], losses[2], y}, {{x, xv}});
+  const auto values = s.run({losses[0], losses[1], losses[2], total}, {{x, xv}});
   double k_sq = 0;
   for (double v : k.data<double>()) k_sq += v * v;
   double b_abs = 0;
@@ -207,7 +208,9 @@ BOOST_AUTO_TEST_CASE(regularization_and_activity_losses_are_collected) {
   BOOST_TEST(values[1].item<double>() == 0.25 * b_abs, boost::test_tools::tolerance(1e-12));
   // Activity loss: regularizer(output) divided by the batch size, as TF1 layers do.
   BOOST_TEST(values[2].item<double>() == 0.1 * y_abs / 4, boost::test_tools::tolerance(1e-12));
-  BOOST_TEST(ad::get_regularization_loss(g, "fc").shape() == ad::Shape{});
+  // The layer's scope gathers all three.
+  BOOST_TEST(values[3].item<double>() == 0.5 * k_sq + 0.25 * b_abs + 0.1 * y_abs / 4,
+             boost::test_tools::tolerance(1e-12));
 }
 
 BOOST_AUTO_TEST_CASE(gradients_match_finite_differences) {
