@@ -24,6 +24,7 @@
 #include "examples/common/progress.h"
 #include "layers/batch_normalization.h"
 #include "layers/dense.h"
+#include "layers/metrics.h"
 #include "optim/gradient_descent.h"
 
 namespace {
@@ -66,15 +67,11 @@ void build(Network& net, std::int64_t num_features, int num_classes, bool with_b
       {.kernel_initializer = ad::initializers::random_normal(0.0, 0.1, flags.seed * 16 + 3),
        .name = "logits"});
   net.loss = ad::reduce_mean(ad::nn::sparse_softmax_cross_entropy_with_logits(net.labels, logits));
-  net.accuracy =
-      ad::reduce_mean(ad::cast(ad::equal(ad::argmax(logits, 1), net.labels), ad::DType::Float32));
+  net.accuracy = ad::metrics::accuracy(net.labels, ad::argmax(logits, 1));
   ad::optim::GradientDescent sgd({.learning_rate = flags.learning_rate});
   // The train op runs the moving-statistics updates too (UPDATE_OPS; none without BN).
-  std::vector<ad::Tensor> train_ops{sgd.minimize(net.loss)};
-  for (const auto& update : g.get_collection(ad::GraphKeys::UPDATE_OPS)) {
-    train_ops.push_back(update);
-  }
-  net.train_op = ad::group(train_ops, "train");
+  net.train_op = ad::group(
+      {sgd.minimize(net.loss), ad::group(g.get_collection(ad::GraphKeys::UPDATE_OPS))}, "train");
 }
 
 struct Snapshot {
@@ -113,8 +110,8 @@ int run(int argc, char** argv) {
       {.epochs = 60, .batch_size = 60, .learning_rate = 1.0});
   flags.add("eval-every", eval_every, "evaluate both networks every this many steps")
       .add("target-accuracy", target_accuracy,
-           "BN must reach this held-out accuracy first (else exit 1)", "0.9")
-      .add("bn-momentum", bn_momentum, "momentum of the moving statistics (TF convention)", "0.9");
+           "BN must reach this held-out accuracy first (else exit 1)")
+      .add("bn-momentum", bn_momentum, "momentum of the moving statistics (TF convention)");
   if (!flags.parse(argc, argv)) return 0;
   const auto& f = flags.common();
   if (eval_every < 1) throw boost::program_options::error("--eval-every must be at least 1");

@@ -100,7 +100,7 @@ int run(int argc, char** argv) {
                                "a small conv net with batch normalization on channels_first input",
                                {.epochs = 10, .batch_size = 32, .learning_rate = 0.01});
   flags.add("min-accuracy", min_accuracy,
-            "exit with status 1 when the restored model's held-out accuracy is lower", "0.96");
+            "exit with status 1 when the restored model's held-out accuracy is lower");
   if (!flags.parse(argc, argv)) return 0;
   const auto& f = flags.common();
 
@@ -144,10 +144,7 @@ int run(int argc, char** argv) {
                   progress.epoch_loss(), test_loss, test_accuracy);
     progress.end_epoch(epoch, summary);
   }
-  std::printf("trained %lld steps in %s (%.0f examples/s); metrics in %s\n",
-              static_cast<long long>(progress.steps_done()),
-              examples::format_duration(progress.elapsed_seconds()).c_str(),
-              progress.examples_per_second(), csv.path().c_str());
+  progress.print_summary(csv.path());
   examples::save_checkpoint(saver, session, f.checkpoint);
 
   ad::Session restored(g);

@@ -23,6 +23,7 @@
 #include "examples/common/progress.h"
 #include "layers/batch_normalization.h"
 #include "layers/dense.h"
+#include "layers/metrics.h"
 #include "optim/adam.h"
 #include "optim/schedules.h"
 
@@ -89,18 +90,16 @@ Model build(ad::Graph& g, const Inputs& in, const Config& config, std::int64_t s
   }
   const auto logits = ad::layers::dense(h, 10, {.kernel_initializer = seeded(2)});
   m.loss = ad::reduce_mean(ad::nn::sparse_softmax_cross_entropy_with_logits(in.labels, logits));
-  m.accuracy =
-      ad::reduce_mean(ad::cast(ad::equal(ad::argmax(logits, 1), in.labels), ad::DType::Float32));
+  m.accuracy = ad::metrics::accuracy(in.labels, ad::argmax(logits, 1));
 
   ad::optim::Adam adam(
       {.learning_rate = ad::optim::cosine_decay(flags.learning_rate, m.step.value(), total)});
-  std::vector<ad::Tensor> ops{adam.minimize(
+  const auto minimize = adam.minimize(
       m.loss, m.step,
-      ad::variables_in_collection(g, ad::GraphKeys::TRAINABLE_VARIABLES, config.scope + "/"))};
-  for (const auto& update : g.get_collection(ad::GraphKeys::UPDATE_OPS, config.scope + "/")) {
-    ops.push_back(update);
-  }
-  m.train_op = ad::group(ops, "train");
+      ad::variables_in_collection(g, ad::GraphKeys::TRAINABLE_VARIABLES, config.scope + "/"));
+  m.train_op = ad::group(
+      {minimize, ad::group(g.get_collection(ad::GraphKeys::UPDATE_OPS, config.scope + "/"))},
+      "train");
   return m;
 }
 
@@ -110,6 +109,15 @@ struct Options {
   RenormSchedule schedule{};
 };
 
+// The three models: small batches with BN and with renorm, and the large-batch baseline.
+std::vector<Config> model_configs(const Options& o, std::int64_t large_batch) {
+  const std::string small = std::to_string(o.small_batch);
+  const std::string large = std::to_string(large_batch);
+  return {{"bn_batch" + small, "batch " + small + ", batch norm", o.small_batch, false},
+          {"renorm_batch" + small, "batch " + small + ", batch renorm", o.small_batch, true},
+          {"bn_batch" + large, "batch " + large + ", batch norm", large_batch, false}};
+}
+
 // What one model reached at the end of one run.
 struct Result {
   double accuracy = 0;    // held-out, inference mode
@@ -118,21 +126,16 @@ struct Result {
   double seconds = 0;
 };
 
-// Trains the three models from `seed` (split, initial weights, batch order) and returns their
-// results; `last` saves the checkpoint.
-std::vector<Result> run_once(const examples::CommonFlags& f, const Options& o, std::uint64_t seed,
+// Trains the models of `configs` from `seed` (split, initial weights, batch order) and returns
+// their results; `last` saves the checkpoint.
+std::vector<Result> run_once(const examples::CommonFlags& f, const Options& o,
+                             const std::vector<Config>& configs, std::uint64_t seed,
                              examples::CsvWriter& csv, bool last) {
   const auto data = examples::load_example_data(f.data, 0.2, seed);
   ad::Graph g;
   const Inputs in{ad::placeholder(g, ad::DType::Float32, {-1, data.train.num_features()}, "x"),
                   ad::placeholder(g, ad::DType::Int64, {-1}, "labels"),
                   ad::placeholder(g, ad::DType::Bool, {}, "training")};
-  const std::string small = std::to_string(o.small_batch);
-  const std::string large = std::to_string(f.batch_size);
-  const std::vector<Config> configs{
-      {"bn_batch" + small, "batch " + small + ", batch norm", o.small_batch, false},
-      {"renorm_batch" + small, "batch " + small + ", batch renorm", o.small_batch, true},
-      {"bn_batch" + large, "batch " + large + ", batch norm (baseline)", f.batch_size, false}};
   examples::CommonFlags seeded = f;
   seeded.seed = seed;
   std::vector<Model> models;
@@ -200,9 +203,9 @@ int run(int argc, char** argv) {
       {.epochs = 10, .batch_size = 32, .learning_rate = 1e-3});
   flags.add("small-batch", o.small_batch, "minibatch size of the BN and renorm runs")
       .add("runs", runs, "repeat with seeds seed, seed+1, ... and report mean, min and max")
-      .add("momentum", o.momentum, "momentum of the moving statistics (TF convention)", "0.99")
-      .add("rmax", o.schedule.rmax, "final clipping of r to [1/rmax, rmax]", "3")
-      .add("dmax", o.schedule.dmax, "final clipping of d to [-dmax, dmax]", "5");
+      .add("momentum", o.momentum, "momentum of the moving statistics (TF convention)")
+      .add("rmax", o.schedule.rmax, "final clipping of r to [1/rmax, rmax]")
+      .add("dmax", o.schedule.dmax, "final clipping of d to [-dmax, dmax]");
   if (!flags.parse(argc, argv)) return 0;
   const auto& f = flags.common();
   if (o.small_batch < 1) throw boost::program_options::error("--small-batch must be at least 1");
@@ -211,25 +214,22 @@ int run(int argc, char** argv) {
   examples::CsvWriter csv(
       f.metrics_csv, {"seed", "model", "batch_size", "epoch", "step", "train_loss", "test_loss",
                       "test_accuracy", "rmax", "dmax", "seconds"});
+  const std::vector<Config> configs = model_configs(o, f.batch_size);
   std::vector<std::vector<Result>> all;  // [run][model]
   for (int r = 0; r < runs; ++r) {
     const std::uint64_t seed = f.seed + static_cast<std::uint64_t>(r);
     std::printf("\n== run %d of %d (seed %llu)\n", r + 1, runs,
                 static_cast<unsigned long long>(seed));
-    all.push_back(run_once(f, o, seed, csv, r + 1 == runs));
+    all.push_back(run_once(f, o, configs, seed, csv, r + 1 == runs));
   }
 
-  const std::string small = std::to_string(o.small_batch);
-  const std::vector<std::string> labels{"batch " + small + ", batch norm",
-                                        "batch " + small + ", batch renorm",
-                                        "batch " + std::to_string(f.batch_size) + ", batch norm"};
   std::printf(
       "\nafter %d epochs, over %d run%s: held-out accuracy and loss in inference mode "
       "(moving statistics), last epoch's training loss (batch statistics)\n",
       f.epochs, runs, runs == 1 ? "" : "s");
   std::printf("%-22s  %8s  %8s  %8s  %9s  %10s\n", "model", "accuracy", "min", "max", "test loss",
               "train loss");
-  for (std::size_t i = 0; i < labels.size(); ++i) {
+  for (std::size_t i = 0; i < configs.size(); ++i) {
     double sum = 0, low = 1, high = 0, test_loss = 0, train_loss = 0;
     for (const auto& results : all) {
       sum += results[i].accuracy;
@@ -239,8 +239,8 @@ int run(int argc, char** argv) {
       train_loss += results[i].train_loss;
     }
     const auto n = static_cast<double>(all.size());
-    std::printf("%-22s  %8.4f  %8.4f  %8.4f  %9.4f  %10.4f\n", labels[i].c_str(), sum / n, low,
-                high, test_loss / n, train_loss / n);
+    std::printf("%-22s  %8.4f  %8.4f  %8.4f  %9.4f  %10.4f\n", configs[i].label.c_str(), sum / n,
+                low, high, test_loss / n, train_loss / n);
   }
   std::printf("metrics in %s\n", csv.path().c_str());
   return 0;

@@ -16,6 +16,7 @@
 #include "examples/common/progress.h"
 #include "layers/batch_normalization.h"
 #include "layers/dense.h"
+#include "layers/metrics.h"
 #include "optim/adam.h"
 #include "optim/optimizer.h"
 #include "optim/schedules.h"
@@ -54,8 +55,7 @@ Model build_model(ad::Graph& g, std::int64_t num_features, int num_classes,
   h = dense_bn_relu(h, 64, m.training, "block2");
   const auto logits = ad::layers::dense(h, num_classes, {.name = "logits"});
   m.loss = ad::reduce_mean(ad::nn::sparse_softmax_cross_entropy_with_logits(m.labels, logits));
-  m.accuracy =
-      ad::reduce_mean(ad::cast(ad::equal(ad::argmax(logits, 1), m.labels), ad::DType::Float32));
+  m.accuracy = ad::metrics::accuracy(m.labels, ad::argmax(logits, 1));
 
   m.global_step = ad::optim::get_or_create_global_step(g);
   const auto learning_rate = ad::optim::cosine_decay(flags.learning_rate, m.global_step.value(),
@@ -90,8 +90,8 @@ int run(int argc, char** argv) {
                                {.epochs = 20, .batch_size = 32, .learning_rate = 0.01});
   flags
       .add("min-accuracy", min_accuracy,
-           "exit with status 1 when the restored model's held-out accuracy is lower", "0.96")
-      .add("test-fraction", test_fraction, "share of the data held out (seeded split)", "0.2");
+           "exit with status 1 when the restored model's held-out accuracy is lower")
+      .add("test-fraction", test_fraction, "share of the data held out (seeded split)");
   if (!flags.parse(argc, argv)) return 0;
   const auto& f = flags.common();
 
@@ -138,10 +138,7 @@ int run(int argc, char** argv) {
   if (const auto report = ad::layers::check_update_ops(session, g); !report.message.empty()) {
     std::printf("warning: %s\n", report.message.c_str());
   }
-  std::printf("trained %lld steps in %s (%.0f examples/s); metrics in %s\n",
-              static_cast<long long>(progress.steps_done()),
-              examples::format_duration(progress.elapsed_seconds()).c_str(),
-              progress.examples_per_second(), csv.path().c_str());
+  progress.print_summary(csv.path());
   examples::save_checkpoint(saver, session, f.checkpoint);
 
   // What a separate evaluation program would do: a fresh session holding nothing but the

@@ -17,7 +17,7 @@ int run(int argc, char** argv) {
   double min_accuracy = 0.9;
   examples::ExampleFlags flags("train_linear", "softmax regression on the digits data",
                                {.epochs = 20, .batch_size = 32, .learning_rate = 0.5});
-  flags.add("min-accuracy", min_accuracy, "exit with status 1 below this held-out accuracy", "0.9");
+  flags.add("min-accuracy", min_accuracy, "exit with status 1 below this held-out accuracy");
   if (!flags.parse(argc, argv)) return 0;
   const auto& f = flags.common();
   const auto data = examples::load_example_data(f.data, 0.2, f.seed);

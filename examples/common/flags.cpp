@@ -100,6 +100,11 @@ ExampleFlags::ExampleFlags(std::string program, const std::string& summary, Comm
       "per-epoch (or per-evaluation) metrics, one CSV row each");
 }
 
+ExampleFlags& ExampleFlags::add(const char* name, double& value, const char* help) {
+  options_.add_options()(name, po::value(&value)->default_value(value, shown(value)), help);
+  return *this;
+}
+
 bool ExampleFlags::parse(int argc, char** argv) {
   po::variables_map values;
   po::store(po::parse_command_line(argc, argv, options_), values);

@@ -41,13 +41,9 @@ class ExampleFlags {
     options_.add_options()(name, boost::program_options::value(&value)->default_value(value), help);
     return *this;
   }
-  // The same for a double, printed with `shown_default` in --help (Boost prints 0.93 as
+  // The same for a double, whose default --help shows with %g (Boost prints 0.93 as
   // 0.93000000000000005 otherwise).
-  ExampleFlags& add(const char* name, double& value, const char* help, const char* shown_default) {
-    options_.add_options()(
-        name, boost::program_options::value(&value)->default_value(value, shown_default), help);
-    return *this;
-  }
+  ExampleFlags& add(const char* name, double& value, const char* help);
 
   // Parses the command line into the bound values. Returns false when --help was printed (the
   // program should exit 0). Throws boost::program_options::error on a bad flag. Then sets up the

@@ -16,8 +16,7 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double>(to - from).count();
 }
 
-}  // namespace
-
+// "850 ms", "4.2 s", "3 min 05 s".
 std::string format_duration(double seconds) {
   char text[48];
   if (seconds < 1.0) {
@@ -30,6 +29,8 @@ std::string format_duration(double seconds) {
   }
   return text;
 }
+
+}  // namespace
 
 Progress::Progress(int epochs, std::int64_t steps_per_epoch)
     : epochs_(epochs),
@@ -83,6 +84,12 @@ void Progress::end_epoch(int epoch, std::string_view summary) {
   std::fflush(stdout);
   epoch_steps_ = 0;
   epoch_loss_sum_ = 0.0;
+}
+
+void Progress::print_summary(std::string_view metrics_path) const {
+  std::printf("trained %lld steps in %s (%.0f examples/s); metrics in %.*s\n",
+              static_cast<long long>(steps_done_), format_duration(elapsed_seconds()).c_str(),
+              examples_per_second(), static_cast<int>(metrics_path.size()), metrics_path.data());
 }
 
 double Progress::epoch_loss() const {

@@ -4,8 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
-#include <string>
 #include <string_view>
 
 namespace examples {
@@ -23,13 +23,16 @@ class Progress {
   // the status line, and starts the next epoch's loss average.
   void end_epoch(int epoch, std::string_view summary);
 
+  // Prints "trained <steps> steps in <time> (<rate> examples/s); metrics in <metrics_path>", the
+  // closing line of a run.
+  void print_summary(std::string_view metrics_path) const;
+
   // The mean loss of the steps of the current epoch so far.
   [[nodiscard]] double epoch_loss() const;
   // Training examples per second since the start (time spent outside step(), e.g. evaluating,
   // counts too, so this is what the whole run achieves).
   [[nodiscard]] double examples_per_second() const;
   [[nodiscard]] double elapsed_seconds() const;
-  [[nodiscard]] std::int64_t steps_done() const { return steps_done_; }
 
  private:
   void draw_status(int epoch);
@@ -46,8 +49,5 @@ class Progress {
   double epoch_loss_sum_ = 0.0;
   std::size_t status_width_ = 0;
 };
-
-// "850 ms", "4.2 s", "3 min 05 s".
-[[nodiscard]] std::string format_duration(double seconds);
 
 }  // namespace examples
