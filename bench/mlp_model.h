@@ -27,7 +27,7 @@ struct Data {
   std::vector<std::vector<std::int64_t>> labels;  // kBatches x [batch]
 };
 
-Data random_data(std::int64_t batch) {
+inline Data random_data(std::int64_t batch) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::uniform_int_distribution<std::int64_t> label(0, kClasses - 1);

@@ -104,12 +104,11 @@ Result in_child(bool torch_side, std::int64_t batch, double seconds) {
   const pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    Result r;
-    r.rss_at_start_kib = bench::proc_status_kib("VmRSS");
+    const std::int64_t rss_at_start_kib = bench::proc_status_kib("VmRSS");
     omp_set_num_threads(1);
     torch::set_num_threads(1);
     Result t = torch_side ? run_torch(batch, seconds) : run_gradtape(batch, seconds);
-    t.rss_at_start_kib = r.rss_at_start_kib;
+    t.rss_at_start_kib = rss_at_start_kib;
     t.peak_rss_kib = bench::proc_status_kib("VmHWM");
     const bool ok = write(fds[1], &t, sizeof t) == static_cast<ssize_t>(sizeof t);
     _exit(ok ? 0 : 3);
