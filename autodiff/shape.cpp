@@ -8,15 +8,20 @@
 namespace ad {
 
 namespace {
+// The checks run for every Shape built, kernels' run-time shapes included: the cheap test inlines,
+// the message is built out of line.
+[[noreturn, gnu::cold, gnu::noinline]] void throw_rank_exceeded(std::size_t rank) {
+  throw ValueError(
+      str("shape: rank ", rank, " exceeds the supported maximum of ", Shape::kMaxRank));
+}
+[[noreturn, gnu::cold, gnu::noinline]] void throw_negative_dim(std::int64_t dim) {
+  throw ValueError(str("shape: dimension ", dim, " is negative (only -1, unknown, is allowed)"));
+}
 void check_rank(std::size_t rank) {
-  if (rank > static_cast<std::size_t>(Shape::kMaxRank)) {
-    throw ValueError(
-        str("shape: rank ", rank, " exceeds the supported maximum of ", Shape::kMaxRank));
-  }
+  if (rank > static_cast<std::size_t>(Shape::kMaxRank)) throw_rank_exceeded(rank);
 }
 void check_dim(std::int64_t dim) {
-  if (dim < -1)
-    throw ValueError(str("shape: dimension ", dim, " is negative (only -1, unknown, is allowed)"));
+  if (dim < -1) throw_negative_dim(dim);
 }
 }  // namespace
 
@@ -53,16 +58,6 @@ std::int64_t Shape::num_elements() const {
     }
   }
   return unknown ? -1 : count;
-}
-
-bool Shape::is_compatible_with(const Shape& other) const {
-  if (rank_ != other.rank_) return false;
-  for (int i = 0; i < rank_; ++i) {
-    const auto a = (*this)[i];
-    const auto b = other[i];
-    if (a >= 0 && b >= 0 && a != b) return false;
-  }
-  return true;
 }
 
 void Shape::push_back(std::int64_t dim) { insert(rank_, dim); }

@@ -41,7 +41,16 @@ class Shape {
   // product does not fit in int64.
   [[nodiscard]] std::int64_t num_elements() const;
   // True when the two shapes could describe the same array (equal rank, dims equal or unknown).
-  [[nodiscard]] bool is_compatible_with(const Shape& other) const;
+  // Inline: the session checks every output of every node with it.
+  [[nodiscard]] bool is_compatible_with(const Shape& other) const {
+    if (rank_ != other.rank_) return false;
+    for (int i = 0; i < rank_; ++i) {
+      const auto a = (*this)[i];
+      const auto b = other[i];
+      if (a >= 0 && b >= 0 && a != b) return false;
+    }
+    return true;
+  }
 
   void push_back(std::int64_t dim);
   void insert(int axis, std::int64_t dim);
