@@ -8,12 +8,11 @@
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
+#include "autodiff/ops/parallel_loops.h"
 
 namespace ad {
 
 namespace {
-
-constexpr std::int64_t kParallelElements = std::int64_t{1} << 16;
 
 struct CheckNumericsAttrs {
   std::string message;
@@ -23,29 +22,34 @@ struct CheckNumericsAttrs {
 // without a branch per element; the order of the sum cannot change whether it is NaN, so the
 // parallel split needs no fixed blocking here.
 template <class T>
-bool all_finite(const T* x, std::int64_t n) {
+bool all_finite_elements(const T* x, std::int64_t n) {
   T acc = 0;
-#pragma omp parallel for simd reduction(+ : acc) if (n >= kParallelElements)
-  for (std::int64_t i = 0; i < n; ++i) acc += x[i] - x[i];
+  if (n >= detail::kParallelElements) {
+#pragma omp parallel for simd reduction(+ : acc)
+    for (std::int64_t i = 0; i < n; ++i) acc += x[i] - x[i];
+  } else {
+#pragma omp simd reduction(+ : acc)
+    for (std::int64_t i = 0; i < n; ++i) acc += x[i] - x[i];
+  }
   return acc == 0;
 }
 
 void check_numerics_kernel(KernelContext& ctx) {
   const Array& x = ctx.input(0);
-  dispatch_floating(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    const auto values = x.data<T>();
-    if (all_finite(values.data(), static_cast<std::int64_t>(values.size()))) return;
+  if (!detail::all_finite(x)) {
     bool has_nan = false;
     bool has_inf = false;
-    for (T v : values) {
-      has_nan |= std::isnan(v);
-      has_inf |= std::isinf(v);
-    }
+    dispatch_floating(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      for (T v : x.data<T>()) {
+        has_nan |= std::isnan(v);
+        has_inf |= std::isinf(v);
+      }
+    });
     const char* what = has_nan && has_inf ? "Inf and NaN" : (has_nan ? "NaN" : "Inf");
     ctx.fail(str(ctx.attrs<CheckNumericsAttrs>().message, ": tensor had ", what, " values (",
                  x.dtype(), x.shape(), ")"));
-  });
+  }
   ctx.set_output(0, x);
 }
 
@@ -60,6 +64,13 @@ const OpDef kCheckNumericsOp{
     .name = "CheckNumerics", .kernel = check_numerics_kernel, .gradient = check_numerics_gradient};
 
 }  // namespace
+
+bool detail::all_finite(const Array& values) {
+  return dispatch_floating(values.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    return all_finite_elements(values.data<T>().data(), values.size());
+  });
+}
 
 Tensor check_numerics(const Tensor& x, std::string_view message, std::string_view name) {
   if (!x) throw ValueError("check_numerics: the input is an empty Tensor");
