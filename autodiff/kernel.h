@@ -19,7 +19,8 @@
 namespace ad {
 
 // Reusable storage blocks, bucketed by size. A block returns here when the last Array using it is
-// released by the session, so a steady-state run allocates nothing.
+// released by the session, so a steady-state run allocates nothing. One pool serves one run at a
+// time.
 class BufferPool {
  public:
   [[nodiscard]] std::shared_ptr<detail::Storage> acquire(std::size_t bytes);
@@ -31,7 +32,15 @@ class BufferPool {
   void set_limit(std::size_t bytes) { limit_ = bytes; }
 
  private:
-  std::unordered_map<std::size_t, std::vector<std::shared_ptr<detail::Storage>>> free_;
+  struct Bucket {
+    std::size_t bytes;
+    std::vector<std::shared_ptr<detail::Storage>> free;
+  };
+  // The free blocks of exactly `bytes`, an empty list added when there is none.
+  std::vector<std::shared_ptr<detail::Storage>>& free_blocks(std::size_t bytes);
+  // Sorted by size. A run uses few distinct sizes, and a binary search over them costs less than
+  // hashing (a division per probe): the pool is looked up twice for every output of every node.
+  std::vector<Bucket> buckets_;
   std::uint64_t allocations_ = 0;
   std::uint64_t reuses_ = 0;
   std::size_t bytes_allocated_ = 0;
@@ -80,15 +89,14 @@ class VariableStore {
 
 class KernelContext {
  public:
-  KernelContext(const Graph& graph, const Node& node, Array* slots, const char* produced,
-                const int* input_slots, char* produced_out, int output_base, BufferPool& pool,
-                VariableStore& variables)
+  // `slots` and `produced` are the run's values and their "computed" flags, indexed by slot.
+  KernelContext(const Graph& graph, const Node& node, Array* slots, char* produced,
+                const int* input_slots, int output_base, BufferPool& pool, VariableStore& variables)
       : graph_(graph),
         node_(node),
         slots_(slots),
         produced_(produced),
         input_slots_(input_slots),
-        produced_out_(produced_out),
         output_base_(output_base),
         pool_(pool),
         variables_(variables) {}
@@ -118,9 +126,8 @@ class KernelContext {
   const Graph& graph_;
   const Node& node_;
   Array* slots_;
-  const char* produced_;
+  char* produced_;
   const int* input_slots_;
-  char* produced_out_;
   int output_base_;
   BufferPool& pool_;
   VariableStore& variables_;

@@ -3,12 +3,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
-#include <cstring>
-#include <map>
 #include <mutex>
 #include <unordered_map>
 
+#include "autodiff/check_numerics.h"
 #include "autodiff/graph.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
@@ -23,12 +21,19 @@ constexpr std::size_t kBucket = 64;
 std::size_t bucket_of(std::size_t bytes) { return (bytes + kBucket - 1) / kBucket * kBucket; }
 }  // namespace
 
+std::vector<std::shared_ptr<detail::Storage>>& BufferPool::free_blocks(std::size_t bytes) {
+  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), bytes,
+                             [](const Bucket& b, std::size_t n) { return b.bytes < n; });
+  if (it == buckets_.end() || it->bytes != bytes) it = buckets_.insert(it, Bucket{bytes, {}});
+  return it->free;
+}
+
 std::shared_ptr<detail::Storage> BufferPool::acquire(std::size_t bytes) {
   const std::size_t key = bucket_of(bytes);
-  auto it = free_.find(key);
-  if (it != free_.end() && !it->second.empty()) {
-    auto storage = std::move(it->second.back());
-    it->second.pop_back();
+  auto& free = free_blocks(key);
+  if (!free.empty()) {
+    auto storage = std::move(free.back());
+    free.pop_back();
     ++reuses_;
     return storage;
   }
@@ -44,15 +49,17 @@ std::shared_ptr<detail::Storage> BufferPool::acquire(std::size_t bytes) {
 
 void BufferPool::recycle(Array& array) {
   auto storage = array.release_storage();
-  if (storage && storage.use_count() == 1) {
+  // Already released (the end of a run sweeps every slot again) or without elements, so already
+  // empty(): nothing to take, and resetting it would cost more than the rest of this function.
+  if (!storage) return;
+  // A block someone else still holds (a fetch result, a variable) leaves the pool's accounting;
+  // blocks that leave are replaced on demand.
+  if (storage.use_count() == 1) {
     // Another thread may have just dropped the last other reference (a fetched result): order its
     // reads before this pool's next writes (use_count() is a relaxed load; see raw_mutable_data).
     std::atomic_thread_fence(std::memory_order_acquire);
     const std::size_t key = storage->capacity;
-    free_[key].push_back(std::move(storage));
-  } else if (storage) {
-    // Someone else (a fetch result, a variable) keeps it: the pool no longer accounts for it.
-    // Blocks that leave are replaced on demand.
+    free_blocks(key).push_back(std::move(storage));
   }
   array = Array();
 }
@@ -116,7 +123,7 @@ Array& KernelContext::allocate_output(int i, const Shape& shape) {
     throw ResourceExhaustedError(
         str(node_.op->name, " '", node_.name, "': output ", spec.dtype, shape, ": ", e.what()));
   }
-  produced_out_[output_base_ + i] = 1;
+  produced_[output_base_ + i] = 1;
   return slot;
 }
 
@@ -128,7 +135,7 @@ void KernelContext::set_output(int i, Array value) {
                             spec.shape));
   }
   slots_[output_base_ + i] = std::move(value);
-  produced_out_[output_base_ + i] = 1;
+  produced_[output_base_ + i] = 1;
 }
 
 void KernelContext::fail(std::string_view what) const {
@@ -156,7 +163,6 @@ struct Plan {
   std::vector<int> fetch_nodes;
   std::vector<int> feed_slots;
   std::vector<int> context_pred_slot;  // by graph context id; -1 when unused
-  std::vector<char> context_used;
   int num_slots = 0;
   bool has_contexts = false;
   std::unique_ptr<std::atomic<std::uint64_t>[]> counts;
@@ -190,7 +196,6 @@ struct Session::Impl {
   mutable std::mutex mutex;  // guards plans, free_states and stats
   std::unordered_map<PlanKey, std::unique_ptr<Plan>, PlanKeyHash> plans;
   std::vector<std::unique_ptr<RunState>> free_states;
-  std::vector<std::unique_ptr<RunState>> all_states_for_stats;
   std::uint64_t runs = 0;
 
   Impl(Graph& g, SessionOptions o) : graph(g), options(o) {}
@@ -303,7 +308,6 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<Tensor>& fetche
   // Steps and liveness: the last step that reads each slot.
   std::vector<int> last_use(static_cast<std::size_t>(plan->num_slots), -1);
   plan->context_pred_slot.assign(static_cast<std::size_t>(graph.num_contexts()), -1);
-  plan->context_used.assign(static_cast<std::size_t>(graph.num_contexts()), 0);
   for (int i = 0; i <= highest; ++i) {
     if (!needed[static_cast<std::size_t>(i)]) continue;
     const Node& node = graph.node(i);
@@ -329,7 +333,6 @@ std::unique_ptr<Plan> Session::Impl::make_plan(const std::vector<Tensor>& fetche
       const auto& ctx = graph.context(c);
       const int slot = slot_of[static_cast<std::size_t>(ctx.pred.node)] + ctx.pred.index;
       plan->context_pred_slot[static_cast<std::size_t>(c)] = slot;
-      plan->context_used[static_cast<std::size_t>(c)] = 1;
       last_use[static_cast<std::size_t>(slot)] = step_index;
       plan->has_contexts = true;
     }
@@ -408,13 +411,7 @@ bool Session::Impl::context_active(const Plan& plan, RunState& state, int contex
 void Session::Impl::check_numerics(const Node& node, const Array* outputs, int count) {
   for (int k = 0; k < count; ++k) {
     const Array& a = outputs[k];
-    if (!is_floating(a.dtype())) continue;
-    bool bad = false;
-    dispatch_floating(a.dtype(), [&](auto tag) {
-      using T = decltype(tag);
-      for (T v : a.data<T>()) bad |= !std::isfinite(v);
-    });
-    if (bad) {
+    if (is_floating(a.dtype()) && !detail::all_finite(a)) {
       std::string inputs;
       for (const auto& in : node.inputs) {
         inputs += (inputs.empty() ? "" : ", ") + Tensor(&graph, in.node, in.index).name();
@@ -450,8 +447,8 @@ void Session::Impl::execute(Plan& plan, RunState& state, const FeedDict& feeds,
     if (step.context != 0 && !context_active(plan, state, step.context)) continue;
     const Node& node = *step.node;
     KernelContext ctx(graph, node, slots, state.produced.data(),
-                      plan.input_slots.data() + step.input_begin, state.produced.data(),
-                      step.output_base, state.pool, variables);
+                      plan.input_slots.data() + step.input_begin, step.output_base, state.pool,
+                      variables);
     if (plan.has_contexts && !node.op->accepts_missing_inputs) {
       for (int i = 0; i < ctx.num_inputs(); ++i) {
         if (!ctx.has_input(i)) {
