@@ -24,6 +24,12 @@ namespace ad {
 class KernelContext;
 class GradContext;
 
+// A variable scope's reuse (see autodiff/variable_scope.h). kFalse inherits the enclosing scope's
+// reuse (TF's reuse=None/False); kTrue only returns existing variables; kAuto (TF's AUTO_REUSE)
+// returns them when they exist and creates them otherwise. A scope can turn reuse on for its
+// subscopes but never off again, as in TF.
+enum class Reuse { kFalse, kTrue, kAuto };
+
 // What an op does: its kernel and how its gradient is recorded. Each op family defines its OpDefs
 // next to their builders (autodiff/ops/*.cpp); there is no central table.
 struct OpDef {
@@ -158,7 +164,8 @@ class Graph {
   // True when nodes of context `inner` may use values of context `outer`.
   [[nodiscard]] bool context_visible(int outer, int inner) const;
 
-  // Per-scope counters that TF1 layers use to uniquify default names (see layers/).
+  // Per-scope counters that default-named variable scopes use to uniquify their names (see
+  // autodiff/variable_scope.h).
   [[nodiscard]] std::map<std::string, int, std::less<>>& scope_name_counts() {
     return scope_counts_;
   }
@@ -183,10 +190,10 @@ class Graph {
   std::map<std::string, int, std::less<>> scope_counts_;
 
  public:
-  // The current variable scope (see autodiff/variable.h); kept here so scopes are per graph.
+  // The current variable scope (see autodiff/variable_scope.h); kept here so scopes are per graph.
   struct VariableScopeState {
     std::string name;
-    int reuse = 0;  // 0 false, 1 true, 2 auto
+    Reuse reuse = Reuse::kFalse;
   };
   VariableScopeState variable_scope;
 };

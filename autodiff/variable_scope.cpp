@@ -12,29 +12,6 @@ namespace ad {
 
 namespace {
 
-Reuse to_reuse(int value) {
-  switch (value) {
-    case 1:
-      return Reuse::kTrue;
-    case 2:
-      return Reuse::kAuto;
-    default:
-      return Reuse::kFalse;
-  }
-}
-
-int from_reuse(Reuse reuse) {
-  switch (reuse) {
-    case Reuse::kTrue:
-      return 1;
-    case Reuse::kAuto:
-      return 2;
-    case Reuse::kFalse:
-      break;
-  }
-  return 0;
-}
-
 std::string join(std::string_view parent, std::string_view name) {
   if (parent.empty()) return std::string(name);
   return str(parent, "/", name);
@@ -107,10 +84,10 @@ VariableScope::VariableScope(Graph& graph, FullName full_name, Reuse reuse)
 
 void VariableScope::enter(std::string full_name, Reuse reuse) {
   name_ = std::move(full_name);
-  reuse_ = reuse != Reuse::kFalse ? reuse : to_reuse(saved_.reuse);
+  reuse_ = reuse != Reuse::kFalse ? reuse : saved_.reuse;
   name_scope_ = graph_.name_scope();
   ++graph_.scope_name_counts()[name_];
-  graph_.variable_scope = {name_, from_reuse(reuse_)};
+  graph_.variable_scope = {name_, reuse_};
 }
 
 VariableScope::~VariableScope() {
@@ -128,7 +105,7 @@ VariableScope::~VariableScope() {
 
 std::string current_variable_scope(const Graph& graph) { return graph.variable_scope.name; }
 
-Reuse current_reuse(const Graph& graph) { return to_reuse(graph.variable_scope.reuse); }
+Reuse current_reuse(const Graph& graph) { return graph.variable_scope.reuse; }
 
 Variable get_variable(Graph& graph, std::string_view name, const VariableOptions& options) {
   if (name.empty()) throw ValueError("get_variable: the variable name is empty");

@@ -15,10 +15,7 @@
 
 namespace ad {
 
-// kFalse inherits the enclosing scope's reuse (TF's reuse=None/False); kTrue only returns
-// existing variables; kAuto (TF's AUTO_REUSE) returns them when they exist and creates them
-// otherwise. A scope can turn reuse on for its subscopes but never off again, as in TF.
-enum class Reuse { kFalse, kTrue, kAuto };
+// Reuse (kFalse, kTrue, kAuto) is declared in autodiff/graph.h, which keeps the current scope.
 // Prints "false", "true" or "auto".
 std::ostream& operator<<(std::ostream& out, Reuse reuse);
 
