@@ -16,11 +16,6 @@ Tensor GradContext::input(int i) const {
   return {&graph_, ref.node, ref.index};
 }
 
-Tensor GradContext::grad_output_or_zeros(int i) const {
-  const Tensor g = grad_output(i);
-  return g ? g : zeros_like(output(i));
-}
-
 void GradContext::set(int i, const Tensor& grad) {
   if (!grad || !wants(i)) return;
   const Tensor in = input(i);

@@ -66,8 +66,6 @@ class GradContext {
   [[nodiscard]] Tensor grad_output(int i = 0) const {
     return grad_outputs_[static_cast<std::size_t>(i)];
   }
-  // The gradient arriving at output i, or zeros shaped like that output.
-  [[nodiscard]] Tensor grad_output_or_zeros(int i) const;
   // Whether input i needs a gradient (it is floating and lies on a path from some x).
   [[nodiscard]] bool wants(int i) const { return wants_[static_cast<std::size_t>(i)] != 0; }
   // Adds `grad` to input i's gradient (ignored when the input does not want one).
