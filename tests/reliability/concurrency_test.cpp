@@ -5,7 +5,6 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -19,11 +18,6 @@ namespace {
 
 constexpr int kThreads = 4;
 constexpr int kRunsPerThread = 1000;
-
-bool same_bits(const ad::Array& a, const ad::Array& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() && a.nbytes() == b.nbytes() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
 
 // Runs body(thread_index) on kThreads threads and joins them. An exception inside a thread is
 // counted (Boost.Test's assertions are not thread-safe, so threads only count their failures).
@@ -72,7 +66,8 @@ BOOST_AUTO_TEST_CASE(shared_session_gives_every_thread_the_single_threaded_resul
       const std::size_t k = static_cast<std::size_t>((t * 3 + r) % 8);
       try {
         const auto out = s.run({probabilities, total}, {{x, inputs[k]}});
-        if (!same_bits(out[0], expected[k][0]) || !same_bits(out[1], expected[k][1])) ++mismatches;
+        if (!out[0].bitwise_equal(expected[k][0]) || !out[1].bitwise_equal(expected[k][1]))
+          ++mismatches;
       } catch (const std::exception&) {
         ++errors;
       }

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -90,15 +89,10 @@ Trace train_once(int threads) {
   return trace;
 }
 
-bool same_bits(const ad::Array& a, const ad::Array& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() && a.nbytes() == b.nbytes() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
-
 void check_identical(const Trace& a, const Trace& b) {
   BOOST_TEST_REQUIRE(a.names == b.names);
   for (std::size_t i = 0; i < a.values.size(); ++i) {
-    BOOST_TEST(same_bits(a.values[i], b.values[i]), a.names[i] << " differs");
+    BOOST_TEST(a.values[i].bitwise_equal(b.values[i]), a.names[i] << " differs");
   }
 }
 
@@ -147,7 +141,7 @@ BOOST_AUTO_TEST_CASE(large_reductions_and_moments_do_not_depend_on_the_thread_co
   omp_set_num_threads(2);
   const auto two = s.run(fetches, {{x, value}});
   for (std::size_t i = 0; i < fetches.size(); ++i) {
-    BOOST_TEST(same_bits(one[i], two[i]),
+    BOOST_TEST(one[i].bitwise_equal(two[i]),
                "fetch " << i << " (" << fetches[i].name() << ") differs");
   }
 }
