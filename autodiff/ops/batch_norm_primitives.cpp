@@ -21,7 +21,7 @@ struct ChannelAttrs {
 };
 
 using detail::reduced_shape;
-using detail::resolve_axes;
+using detail::resolve_channel_axes;
 
 template <class T>
 void moments_kernel_typed(KernelContext& ctx) {
@@ -124,7 +124,7 @@ std::pair<Tensor, Tensor> channel_moments(const Tensor& x, const std::vector<int
     throw ValueError(
         str("channel_moments: '", x.name(), "' is ", x.dtype(), "; expected float32 or float64"));
   }
-  const auto resolved = resolve_axes(axes, x.shape().rank(), "channel_moments");
+  const auto resolved = resolve_channel_axes(axes, x.shape().rank(), "channel_moments");
   const Shape s = reduced_shape(x.shape(), resolved);
   const Tensor inputs[] = {x};
   const auto outs = x.graph().record(kMomentsOp, inputs, {{x.dtype(), s}, {x.dtype(), s}},
@@ -135,7 +135,7 @@ std::pair<Tensor, Tensor> channel_moments(const Tensor& x, const std::vector<int
 Tensor channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift,
                       const std::vector<int>& axes) {
   if (!x || !scale || !shift) throw ValueError("channel_affine: an input is an empty Tensor");
-  const auto resolved = resolve_axes(axes, x.shape().rank(), "channel_affine");
+  const auto resolved = resolve_channel_axes(axes, x.shape().rank(), "channel_affine");
   const Shape s = reduced_shape(x.shape(), resolved);
   for (const Tensor* t : {&scale, &shift}) {
     if (t->dtype() != x.dtype()) {

@@ -7,7 +7,7 @@
 
 namespace ad::detail {
 
-std::vector<int> resolve_axes(const std::vector<int>& axes, int rank, const char* op) {
+std::vector<int> resolve_channel_axes(const std::vector<int>& axes, int rank, const char* op) {
   std::vector<int> out;
   for (int a : axes) {
     const int r = normalize_axis(a, rank, op);

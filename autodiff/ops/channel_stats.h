@@ -28,8 +28,9 @@ struct ChannelLayout {
 
 ChannelLayout channel_layout(const Shape& shape, const std::vector<int>& reduction_axes);
 // Reduction axes normalized against `rank` (negative counts from the end), sorted; ValueError
-// naming `op` for an axis out of range or repeated.
-std::vector<int> resolve_axes(const std::vector<int>& axes, int rank, const char* op);
+// naming `op` for an axis out of range or repeated. Unlike the reductions' detail::resolve_axes
+// (ops/reduce.h), no axes means no axes (every element its own channel), not all of them.
+std::vector<int> resolve_channel_axes(const std::vector<int>& axes, int rank, const char* op);
 // `shape` with the (resolved) reduction axes set to 1: the keepdims shape of per-channel values.
 Shape reduced_shape(const Shape& shape, const std::vector<int>& reduction_axes);
 // Channel of every element (for layouts that are not contiguous).

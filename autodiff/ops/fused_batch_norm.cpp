@@ -279,7 +279,7 @@ FusedBatchNormGrad fused_batch_norm_grad(const Tensor& dy, const Tensor& x, cons
     }
   }
   const std::vector<int> axes =
-      detail::resolve_axes(reduction_axes, x.shape().rank(), "fused_batch_norm_grad");
+      detail::resolve_channel_axes(reduction_axes, x.shape().rank(), "fused_batch_norm_grad");
   const Shape stat_shape = detail::reduced_shape(x.shape(), axes);
   if (mean.shape().rank() != stat_shape.rank() || !mean.shape().is_compatible_with(stat_shape)) {
     throw ValueError(str("fused_batch_norm_grad: statistics of shape ", mean.shape(),
@@ -323,7 +323,7 @@ FusedBatchNorm fused_batch_norm(const Tensor& x, const Tensor& scale, const Tens
     throw ValueError("fused_batch_norm: inference needs the population mean and variance");
   }
   const std::vector<int> axes =
-      detail::resolve_axes(reduction_axes, x.shape().rank(), "fused_batch_norm");
+      detail::resolve_channel_axes(reduction_axes, x.shape().rank(), "fused_batch_norm");
   // Per-channel inputs may have any shape with the channel count (e.g. [C] for the last axis);
   // the gradient op works in the keepdims statistics shape, and results are reshaped back.
   const Shape stat_shape = detail::reduced_shape(x.shape(), axes);
