@@ -12,7 +12,6 @@
 #include <array>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -76,11 +75,6 @@ std::string header_for(int mode, const std::uint8_t* payload, std::size_t size) 
          " le " + std::to_string(size) + " " + crc.data() + "\n";
 }
 
-bool same_bits(const ad::Array& a, const ad::Array& b) {
-  return a.dtype() == b.dtype() && a.shape() == b.shape() && a.nbytes() == b.nbytes() &&
-         std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
-
 void write_seeds(const std::string& dir) {
   Model& m = model();
   std::filesystem::create_directories(dir);
@@ -128,7 +122,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     m.saver->restore(*m.session, path);
   } catch (const ad::Error&) {
     for (std::size_t i = 0; i < m.variables.size(); ++i) {
-      if (!same_bits(m.session->value(m.variables[i]), before[i])) {
+      if (!m.session->value(m.variables[i]).bitwise_equal(before[i])) {
         fuzz::fail("a failed restore changed '" + m.variables[i].name() + "'");
       }
     }
@@ -149,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // The restored values must be what a run reads.
   const auto read = m.session->run(m.reads);
   for (std::size_t i = 0; i < m.variables.size(); ++i) {
-    if (!same_bits(read[i], m.session->value(m.variables[i]))) {
+    if (!read[i].bitwise_equal(m.session->value(m.variables[i]))) {
       fuzz::fail("a run reads another value of '" + m.variables[i].name() + "' than restored");
     }
   }
