@@ -7,6 +7,8 @@
 #include <new>
 #include <ostream>
 
+#include "autodiff/internal/storage_stats.h"
+
 namespace ad {
 
 namespace detail {

@@ -13,14 +13,15 @@
 #include <string>
 #include <vector>
 
-#include "autodiff/dtype.h"
-#include "autodiff/error.h"
-#include "autodiff/shape.h"
+#include "gradtape/autodiff/dtype.h"
+#include "gradtape/autodiff/error.h"
+#include "gradtape/autodiff/shape.h"
 
 namespace ad {
 
 namespace detail {
-// An aligned block of bytes owned by Arrays; `capacity` may exceed what an Array uses.
+// An aligned block of bytes owned by Arrays; `capacity` may exceed what an Array uses. Declared
+// here because Array's inline accessors read it; only the session's buffer pool makes one.
 struct Storage {
   explicit Storage(std::size_t bytes);
   Storage(const Storage&) = delete;
@@ -31,9 +32,6 @@ struct Storage {
   std::byte* data;
   std::size_t capacity;
 };
-// Number of storage blocks allocated by this process so far (for allocation tests and statistics).
-[[nodiscard]] std::uint64_t storage_allocations();
-[[nodiscard]] std::size_t storage_bytes_in_use();
 }  // namespace detail
 
 class Array {

@@ -7,8 +7,9 @@
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
+#include "autodiff/internal/all_finite.h"
 #include "autodiff/kernel.h"
-#include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
 

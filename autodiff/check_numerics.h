@@ -4,11 +4,9 @@
 
 #include <string_view>
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
-
-class Array;
 
 // Returns `x` unchanged (no copy); running it throws InvalidArgumentError
 // "CheckNumerics '<node>': <message>: tensor had NaN values" (or Inf, or Inf and NaN) when x holds
@@ -17,11 +15,5 @@ class Array;
 // "Not a number (NaN) or infinity (Inf) values detected in gradient. <message>".
 [[nodiscard]] Tensor check_numerics(const Tensor& x, std::string_view message,
                                     std::string_view name = {});
-
-namespace detail {
-// True when no element of a Float32 or Float64 array is NaN or infinite (also for the session's
-// check_numerics option).
-[[nodiscard]] bool all_finite(const Array& values);
-}  // namespace detail
 
 }  // namespace ad

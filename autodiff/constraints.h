@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "autodiff/graph.h"
+#include "gradtape/autodiff/graph.h"
 
 namespace ad::constraints {
 

@@ -7,7 +7,7 @@
 #include <variant>
 #include <vector>
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "autodiff/array.h"
-#include "autodiff/session.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/array.h"
+#include "gradtape/autodiff/session.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

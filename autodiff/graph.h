@@ -15,9 +15,9 @@
 #include <string_view>
 #include <vector>
 
-#include "autodiff/dtype.h"
-#include "autodiff/shape.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/dtype.h"
+#include "gradtape/autodiff/shape.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "autodiff/array.h"
-#include "autodiff/graph.h"
+#include "gradtape/autodiff/array.h"
+#include "gradtape/autodiff/graph.h"
 
 namespace ad::initializers {
 

@@ -12,9 +12,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "autodiff/array.h"
-#include "autodiff/error.h"
-#include "autodiff/graph.h"
+#include "gradtape/autodiff/array.h"
+#include "gradtape/autodiff/error.h"
+#include "gradtape/autodiff/graph.h"
 
 namespace ad {
 

@@ -3,7 +3,7 @@
 // ad::get_regularization_loss sums that collection.
 #pragma once
 
-#include "autodiff/graph.h"
+#include "gradtape/autodiff/graph.h"
 
 namespace ad::regularizers {
 

@@ -21,7 +21,7 @@
 #include <span>
 
 #include "autodiff/error.h"
-#include "autodiff/saver_format.h"
+#include "autodiff/internal/saver_format.h"
 #include "autodiff/session.h"
 #include "autodiff/warnings.h"
 

@@ -10,13 +10,11 @@
 // any variable, so on any error the session is left exactly as it was.
 #pragma once
 
-#include <functional>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "autodiff/graph.h"
-#include "autodiff/variable.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/variable.h"
 
 namespace ad {
 
@@ -56,11 +54,5 @@ class Saver {
   std::vector<Variable> var_list_;
   SaverOptions options_;
 };
-
-namespace detail {
-// For tests only: when set, save() calls it at each stage ("write": half the bytes written,
-// "fsync", "rename": just before the rename) so a test can inject a failure or a crash there.
-extern std::function<void(std::string_view stage)> saver_fault_hook;
-}  // namespace detail
 
 }  // namespace ad

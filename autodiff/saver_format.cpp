@@ -2,7 +2,7 @@
 // kind, byte order, payload length, CRC-32 of the payload) followed by the payload, a Boost
 // archive. Everything decoded is treated as untrusted: lengths are bounded by the payload size
 // before anything is allocated.
-#include "autodiff/saver_format.h"
+#include "autodiff/internal/saver_format.h"
 
 #include <array>
 #include <bit>

@@ -6,8 +6,8 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "autodiff/check_numerics.h"
 #include "autodiff/graph.h"
+#include "autodiff/internal/all_finite.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/variable.h"

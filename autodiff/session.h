@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
-#include "autodiff/array.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/array.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

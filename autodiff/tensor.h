@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "autodiff/dtype.h"
-#include "autodiff/shape.h"
+#include "gradtape/autodiff/dtype.h"
+#include "gradtape/autodiff/shape.h"
 
 namespace ad {
 

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

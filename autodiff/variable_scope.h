@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
-#include "autodiff/variable.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/variable.h"
 
 namespace ad {
 

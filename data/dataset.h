@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "autodiff/array.h"
+#include "gradtape/autodiff/array.h"
 
 namespace ad::data {
 

@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <string>
 
-#include "data/dataset.h"
+#include "gradtape/data/dataset.h"
 
 namespace ad::data {
 

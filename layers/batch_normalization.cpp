@@ -19,7 +19,7 @@
 #include "autodiff/ops/reduce.h"
 #include "autodiff/session.h"
 #include "autodiff/warnings.h"
-#include "layers/layer_util.h"
+#include "layers/internal/layer_util.h"
 
 namespace ad::layers {
 

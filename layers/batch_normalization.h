@@ -18,11 +18,11 @@
 #include <variant>
 #include <vector>
 
-#include "autodiff/control.h"
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
-#include "autodiff/variable.h"
-#include "autodiff/variable_scope.h"
+#include "gradtape/autodiff/control.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/variable.h"
+#include "gradtape/autodiff/variable_scope.h"
 
 namespace ad {
 class Session;

@@ -9,7 +9,7 @@
 #include "autodiff/error.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/elementwise.h"
-#include "layers/layer_util.h"
+#include "layers/internal/layer_util.h"
 
 namespace ad::layers {
 

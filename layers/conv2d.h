@@ -9,12 +9,12 @@
 #include <variant>
 #include <vector>
 
-#include "autodiff/graph.h"
-#include "autodiff/ops/conv.h"
-#include "autodiff/tensor.h"
-#include "autodiff/variable.h"
-#include "autodiff/variable_scope.h"
-#include "layers/dense.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/ops/conv.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/variable.h"
+#include "gradtape/autodiff/variable_scope.h"
+#include "gradtape/layers/dense.h"
 
 namespace ad::layers {
 

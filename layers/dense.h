@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
-#include "autodiff/variable.h"
-#include "autodiff/variable_scope.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/variable.h"
+#include "gradtape/autodiff/variable_scope.h"
 
 namespace ad::layers {
 

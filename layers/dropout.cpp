@@ -9,7 +9,7 @@
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/random.h"
 #include "autodiff/variable_scope.h"
-#include "layers/layer_util.h"
+#include "layers/internal/layer_util.h"
 
 namespace ad::layers {
 

@@ -6,9 +6,9 @@
 #include <optional>
 #include <string>
 
-#include "autodiff/control.h"
-#include "autodiff/shape.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/control.h"
+#include "gradtape/autodiff/shape.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad::layers {
 

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "autodiff/tensor.h"
-#include "layers/conv2d.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/layers/conv2d.h"
 
 namespace ad::layers {
 

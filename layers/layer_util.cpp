@@ -1,5 +1,5 @@
 // Scope resolution and bookkeeping shared by the TF1-style layers.
-#include "layers/layer_util.h"
+#include "layers/internal/layer_util.h"
 
 #include "autodiff/error.h"
 #include "autodiff/ops/array.h"

@@ -2,11 +2,11 @@
 // pooling, dropout, flatten, ad::losses and the metrics.
 #pragma once
 
-#include "layers/batch_normalization.h"
-#include "layers/conv2d.h"
-#include "layers/dense.h"
-#include "layers/dropout.h"
-#include "layers/flatten.h"
-#include "layers/losses.h"
-#include "layers/metrics.h"
-#include "layers/pooling.h"
+#include "gradtape/layers/batch_normalization.h"
+#include "gradtape/layers/conv2d.h"
+#include "gradtape/layers/dense.h"
+#include "gradtape/layers/dropout.h"
+#include "gradtape/layers/flatten.h"
+#include "gradtape/layers/losses.h"
+#include "gradtape/layers/metrics.h"
+#include "gradtape/layers/pooling.h"

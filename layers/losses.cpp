@@ -9,7 +9,7 @@
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/reduce.h"
 #include "autodiff/variable_scope.h"
-#include "layers/layer_util.h"
+#include "layers/internal/layer_util.h"
 
 namespace ad::losses {
 

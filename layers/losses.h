@@ -11,8 +11,8 @@
 #include <variant>
 #include <vector>
 
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad::losses {
 

@@ -10,7 +10,7 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/reduce.h"
-#include "layers/layer_util.h"
+#include "layers/internal/layer_util.h"
 
 namespace ad::metrics {
 

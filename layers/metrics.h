@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad::metrics {
 

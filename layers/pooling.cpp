@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "autodiff/error.h"
-#include "layers/layer_util.h"
+#include "layers/internal/layer_util.h"
 
 namespace ad::layers {
 

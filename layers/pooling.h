@@ -4,9 +4,9 @@
 
 #include <string>
 
-#include "autodiff/ops/pool.h"
-#include "autodiff/tensor.h"
-#include "layers/conv2d.h"
+#include "gradtape/autodiff/ops/pool.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/layers/conv2d.h"
 
 namespace ad::layers {
 

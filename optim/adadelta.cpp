@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "autodiff/kernel.h"
-#include "optim/apply_op.h"
+#include "optim/internal/apply_op.h"
 
 namespace ad::optim {
 

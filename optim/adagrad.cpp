@@ -5,7 +5,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/kernel.h"
-#include "optim/apply_op.h"
+#include "optim/internal/apply_op.h"
 
 namespace ad::optim {
 

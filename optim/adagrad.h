@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "optim/optimizer.h"
+#include "gradtape/optim/optimizer.h"
 
 namespace ad::optim {
 

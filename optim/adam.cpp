@@ -8,7 +8,7 @@
 #include "autodiff/graph.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/elementwise.h"
-#include "optim/apply_op.h"
+#include "optim/internal/apply_op.h"
 
 namespace ad::optim {
 

@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include "autodiff/tensor.h"
-#include "optim/optimizer.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/optim/optimizer.h"
 
 namespace ad::optim {
 

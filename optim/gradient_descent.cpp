@@ -2,7 +2,7 @@
 #include "optim/gradient_descent.h"
 
 #include "autodiff/kernel.h"
-#include "optim/apply_op.h"
+#include "optim/internal/apply_op.h"
 
 namespace ad::optim {
 

@@ -2,7 +2,7 @@
 #include "optim/momentum.h"
 
 #include "autodiff/kernel.h"
-#include "optim/apply_op.h"
+#include "optim/internal/apply_op.h"
 
 namespace ad::optim {
 

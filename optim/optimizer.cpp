@@ -12,7 +12,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
-#include "optim/apply_op.h"
+#include "optim/internal/apply_op.h"
 
 namespace ad::optim {
 

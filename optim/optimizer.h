@@ -11,9 +11,9 @@
 #include <variant>
 #include <vector>
 
-#include "autodiff/dtype.h"
-#include "autodiff/tensor.h"
-#include "autodiff/variable.h"
+#include "gradtape/autodiff/dtype.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/variable.h"
 
 namespace ad {
 class Graph;

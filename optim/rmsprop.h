@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "optim/optimizer.h"
+#include "gradtape/optim/optimizer.h"
 
 namespace ad::optim {
 

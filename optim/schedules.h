@@ -6,9 +6,9 @@
 #include <string_view>
 #include <vector>
 
-#include "autodiff/dtype.h"
-#include "autodiff/tensor.h"
-#include "optim/optimizer.h"
+#include "gradtape/autodiff/dtype.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/optim/optimizer.h"
 
 namespace ad::optim {
 

@@ -14,9 +14,9 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
-#include "autodiff/ops/broadcast.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/internal/broadcast.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {

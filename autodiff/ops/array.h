@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -7,8 +7,8 @@
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
-#include "autodiff/ops/broadcast.h"
-#include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/internal/broadcast.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
 

@@ -8,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-#include "autodiff/array.h"
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/array.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -7,9 +7,9 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
-#include "autodiff/ops/channel_stats.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/fused_batch_norm.h"
+#include "autodiff/ops/internal/channel_stats.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {

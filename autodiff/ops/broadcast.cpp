@@ -1,5 +1,5 @@
 // Broadcast plans: right-align, compute element strides, merge dims that broadcast alike.
-#include "autodiff/ops/broadcast.h"
+#include "autodiff/ops/internal/broadcast.h"
 
 #include <algorithm>
 

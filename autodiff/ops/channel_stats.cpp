@@ -1,5 +1,5 @@
 // Channel layouts for the per-channel kernels (see channel_stats.h).
-#include "autodiff/ops/channel_stats.h"
+#include "autodiff/ops/internal/channel_stats.h"
 
 #include <algorithm>
 

@@ -13,7 +13,7 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
-#include "autodiff/ops/gemm.h"
+#include "autodiff/ops/internal/gemm.h"
 
 namespace ad {
 

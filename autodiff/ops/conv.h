@@ -8,8 +8,8 @@
 #include <iosfwd>
 #include <string_view>
 
-#include "autodiff/shape.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/shape.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

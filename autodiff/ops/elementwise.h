@@ -2,8 +2,8 @@
 // activations, cast. Each records a node; gradients reduce back over broadcast axes.
 #pragma once
 
-#include "autodiff/dtype.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/dtype.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

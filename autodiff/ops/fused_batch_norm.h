@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -1,6 +1,6 @@
 // The GEMM wrapper over OpenBLAS (cblas_sgemm / cblas_dgemm): the only file that includes
 // <cblas.h>.
-#include "autodiff/ops/gemm.h"
+#include "autodiff/ops/internal/gemm.h"
 
 #include <cblas.h>
 

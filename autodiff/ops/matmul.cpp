@@ -8,7 +8,7 @@
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
-#include "autodiff/ops/gemm.h"
+#include "autodiff/ops/internal/gemm.h"
 
 namespace ad {
 

@@ -2,7 +2,7 @@
 // leading (batch) dims match; transpose flags apply to the last two dims.
 #pragma once
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -21,7 +21,7 @@
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {

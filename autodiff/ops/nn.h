@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

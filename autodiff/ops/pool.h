@@ -7,8 +7,8 @@
 #include <array>
 #include <cstdint>
 
-#include "autodiff/ops/conv.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/ops/conv.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -15,7 +15,7 @@
 #include "autodiff/error.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
-#include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
 

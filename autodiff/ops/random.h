@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "autodiff/graph.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

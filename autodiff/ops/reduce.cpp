@@ -18,7 +18,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
 

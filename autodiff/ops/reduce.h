@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "autodiff/autodiff.h"
+#include "autodiff/internal/saver_format.h"
 #include "autodiff/warnings.h"
 #include "tests/support/gradient_check.h"
 

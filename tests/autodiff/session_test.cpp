@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "autodiff/autodiff.h"
+#include "autodiff/internal/storage_stats.h"
 #include "tests/support/gradient_check.h"
 
 using ad::testing::MessageHas;

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "autodiff/autodiff.h"
+#include "autodiff/internal/storage_stats.h"
 #include "optim/adam.h"
 #include "optim/gradient_descent.h"
 #include "optim/momentum.h"

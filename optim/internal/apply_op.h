@@ -10,7 +10,7 @@
 
 #include "autodiff/graph.h"
 #include "autodiff/kernel.h"
-#include "autodiff/ops/parallel_loops.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/tensor.h"
 #include "autodiff/variable.h"
 

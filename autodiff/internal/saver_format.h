@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -15,6 +16,10 @@
 #include "autodiff/saver.h"
 
 namespace ad::detail {
+
+// For tests only: when set, save() calls it at each stage ("write": half the bytes written,
+// "fsync", "rename": just before the rename) so a test can inject a failure or a crash there.
+extern std::function<void(std::string_view stage)> saver_fault_hook;
 
 struct CheckpointEntry {
   std::string name;

@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "autodiff/ops/parallel_loops.h"
-#include "autodiff/ops/stream_store.h"
+#include "autodiff/ops/internal/parallel_loops.h"
+#include "autodiff/ops/internal/stream_store.h"
 #include "autodiff/shape.h"
 
 namespace ad::detail {
