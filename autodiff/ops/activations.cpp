@@ -96,4 +96,17 @@ Tensor softplus(const Tensor& x) {
   return record_unary(kOp, x);
 }
 
+// x / (1 + |x|); d/dx = 1 / (1 + |x|)^2.
+Tensor softsign(const Tensor& x) {
+  static constexpr auto kSoftsign = [](auto v) { return v / (decltype(v){1} + std::abs(v)); };
+  static constexpr OpDef kOp{
+      .name = "Softsign",
+      .kernel = unary_kernel<decltype(kSoftsign)>,
+      .gradient = [](GradContext& g) {
+        const Tensor in = g.input(0);
+        g.set(0, div(g.grad_output(0), square(add(scalar_like(in, 1.0), abs(in)))));
+      }};
+  return record_unary(kOp, x);
+}
+
 }  // namespace ad

@@ -14,5 +14,7 @@ namespace ad {
 [[nodiscard]] Tensor tanh(const Tensor& x);
 // log(1 + exp(x)), computed without overflow.
 [[nodiscard]] Tensor softplus(const Tensor& x);
+// x / (1 + |x|).
+[[nodiscard]] Tensor softsign(const Tensor& x);
 
 }  // namespace ad
