@@ -15,6 +15,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/internal/op_errors.h"
 #include "autodiff/ops/internal/reduce_loops.h"
 #include "autodiff/ops/parallel_loops.h"
 
@@ -463,19 +464,23 @@ const OpDef kArgMinOp{.name = "ArgMin", .kernel = arg_kernel};
 
 // ---- builders -----------------------------------------------------------------------------------
 
-void check_input(const char* op, const std::string& node, const Tensor& x, bool allow_int) {
-  if (!x) throw ValueError(str(op, " '", node, "': the input is an empty Tensor"));
+void check_input(const std::string& who, const Tensor& x, bool allow_int) {
+  if (!x) throw ValueError(str(who, ": the input is an empty Tensor"));
   const DType t = x.dtype();
   if (is_floating(t) || (allow_int && t == DType::Int64)) return;
-  throw ValueError(str(op, " '", node, "': '", x.name(), "' is ", t, x.shape(), "; expected ",
+  throw ValueError(str(who, ": '", x.name(), "' is ", t, x.shape(), "; expected ",
                        allow_int ? "float32, float64 or int64" : "float32 or float64",
                        t == DType::Bool ? " (cast it first)" : ""));
+}
+
+void check_input(const char* op, const std::string& node, const Tensor& x, bool allow_int) {
+  check_input(str(op, " '", node, "'"), x, allow_int);
 }
 
 Tensor record_reduce(const OpDef& def, const char* op, const Tensor& x,
                      const std::vector<int>& axes, bool keepdims, bool allow_int) {
   const std::string node = x ? x.graph().unique_name(def.name, false) : std::string(def.name);
-  check_input(op, node, x, allow_int);
+  check_input(str(op, " '", node, "'"), x, allow_int);
   ReduceAttrs attrs{detail::resolve_axes(op, node, x, axes), keepdims};
   const Shape shape = reduced_shape(x.shape(), attrs.axes, keepdims);
   const Tensor inputs[] = {x};
@@ -483,12 +488,13 @@ Tensor record_reduce(const OpDef& def, const char* op, const Tensor& x,
 }
 
 Tensor record_arg(const OpDef& def, const char* op, const Tensor& x, int axis, bool is_max) {
-  const std::string node = x ? x.graph().unique_name(def.name, false) : std::string(def.name);
-  check_input(op, node, x, true);
+  const std::string who =
+      x ? detail::op_label(x.graph(), op, def.name) : str(op, " '", def.name, "'");
+  check_input(who, x, true);
   const int rank = x.shape().rank();
   if (axis < -rank || axis >= rank) {
-    throw ValueError(str(op, " '", node, "': axis ", axis, " is out of range for input of shape ",
-                         x.shape(), rank == 0 ? " (a scalar has no axes)" : "",
+    throw ValueError(str(who, ": axis ", axis, " is out of range for input of shape ", x.shape(),
+                         rank == 0 ? " (a scalar has no axes)" : "",
                          rank == 0 ? "" : str(" (valid: ", -rank, " to ", rank - 1, ")")));
   }
   const int resolved = axis < 0 ? axis + rank : axis;
