@@ -2,7 +2,9 @@
 // gather, one_hot, where, fill, shape/size, tile, pad. Shapes are checked when an op is recorded
 // (ValueError naming the op, its node and the shapes); dims unknown until run time are checked
 // then (InvalidArgumentError). Every op taking a float tensor has a gradient, itself recorded as
-// ops, so higher orders work; shape, size, one_hot and fill have none.
+// ops, so higher orders work; shape, size, one_hot and fill have none. Defined by family:
+// shape_ops.cpp (reshape ... broadcast_to), slicing.cpp (concat, stack, slice, pad, tile),
+// indexing.cpp (gather, one_hot, where), fills.cpp (fill, zeros, ones, shape, size).
 #pragma once
 
 #include <cstdint>

@@ -14,6 +14,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/internal/gemm.h"
+#include "autodiff/ops/internal/op_errors.h"
 
 namespace ad {
 
@@ -417,10 +418,7 @@ void backprop_input_kernel(KernelContext& ctx) {
   const Array& dy = ctx.input(2);
   if (sizes.shape() != Shape{4})
     ctx.fail(str("input_sizes must have 4 entries, got ", sizes.shape()));
-  const Shape in(sizes.data<std::int64_t>());
-  for (const auto d : in.dims()) {
-    if (d < 0) ctx.fail(str("input_sizes has a negative entry: ", in));
-  }
+  const Shape in = detail::shape_from_input(ctx, 0, "input_sizes");
   const Geometry g = geometry(in, w.shape(), attrs.params, failer(ctx));
   check_out_backprop(ctx, g, dy);
   Array& dx = ctx.allocate_output(0, in);
@@ -518,7 +516,7 @@ Shape static_geometry(const std::string& who, const Shape& in, const Shape& filt
 }
 
 std::string who(Graph& graph, const char* op, const OpDef& def) {
-  return str(op, " '", graph.unique_name(def.name, false), "'");
+  return detail::op_label(graph, op, def.name);
 }
 
 void check_operands(const std::string& name, const Tensor& a, const Tensor& b) {

@@ -1,9 +1,11 @@
-// Elementwise ops: NumPy-broadcasting binary arithmetic and comparisons, unary math and
-// activations, cast. Each records a node; gradients reduce back over broadcast axes.
+// Elementwise ops: NumPy-broadcasting binary arithmetic and comparisons, unary math, cast; the
+// activations (activations.h) come with this header. Each records a node; gradients reduce back
+// over broadcast axes.
 #pragma once
 
 #include "gradtape/autodiff/dtype.h"
 #include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/ops/activations.h"
 
 namespace ad {
 
@@ -38,11 +40,6 @@ namespace ad {
 [[nodiscard]] Tensor rsqrt(const Tensor& x);
 [[nodiscard]] Tensor square(const Tensor& x);
 [[nodiscard]] Tensor reciprocal(const Tensor& x);
-[[nodiscard]] Tensor relu(const Tensor& x);
-[[nodiscard]] Tensor sigmoid(const Tensor& x);
-[[nodiscard]] Tensor tanh(const Tensor& x);
-// log(1 + exp(x)), computed without overflow.
-[[nodiscard]] Tensor softplus(const Tensor& x);
 
 // Converts x to `dtype`; the gradient flows back between floating dtypes only.
 [[nodiscard]] Tensor cast(const Tensor& x, DType dtype);

@@ -9,6 +9,7 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/internal/gemm.h"
+#include "autodiff/ops/internal/op_errors.h"
 
 namespace ad {
 
@@ -110,10 +111,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   const bool batched = a && a.shape().rank() > 2;
   const OpDef& def = batched ? kBatchMatMulOp : kMatMulOp;
   if (!a || !b) throw ValueError("matmul: an operand is an empty Tensor");
-  const std::string node = a.graph().unique_name(def.name, false);
-  const auto fail = [&](const std::string& what) {
-    throw ValueError(str("matmul '", node, "': ", what));
-  };
+  const std::string who = detail::op_label(a.graph(), "matmul", def.name);
+  const auto fail = [&](const std::string& what) { throw ValueError(str(who, ": ", what)); };
   if (&a.graph() != &b.graph()) fail("operands belong to different graphs");
   const Shape& sa = a.shape();
   const Shape& sb = b.shape();

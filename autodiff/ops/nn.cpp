@@ -22,6 +22,8 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/internal/parallel_loops.h"
+#include "autodiff/ops/internal/fixed_lanes.h"
+#include "autodiff/ops/internal/op_errors.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {
@@ -44,7 +46,7 @@ struct SoftmaxAttrs {
 
 // "Op 'name'" for the node `op` is about to record, so build-time messages read like run-time ones.
 std::string op_label(const OpDef& op, Graph& graph) {
-  return str(op.name, " '", graph.unique_name(op.name, /*mark_used=*/false), "'");
+  return detail::op_label(graph, op.name, op.name);
 }
 
 std::string describe(const Tensor& t) {
@@ -128,23 +130,18 @@ T exp_shifted(T x) {
 // Largest of x[0..n), n >= 1.
 template <class T>
 T row_max(const T* x, std::int64_t n) {
-  T m = x[0];
-#pragma omp simd reduction(max : m)
-  for (std::int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
-  return m;
+  return detail::fixed_lane_max(x, n);
 }
 
-// Sum of exp(x[i] - shift), accumulated in double; with kStore the exponentials go to e[i].
+// Sum of exp(x[i] - shift), accumulated in double in fixed lanes; with kStore the exponentials go
+// to e[i].
 template <class T, bool kStore>
 double exp_sum(const T* x, T shift, T* e, std::int64_t n) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (std::int64_t i = 0; i < n; ++i) {
+  return detail::fixed_lane_sum(n, [&](std::int64_t i) {
     const T v = exp_shifted(x[i] - shift);
     if constexpr (kStore) e[i] = v;
-    s += static_cast<double>(v);
-  }
-  return s;
+    return static_cast<double>(v);
+  });
 }
 
 // softmax (or log_softmax) of one contiguous row: one pass for the max, one for the exponentials
@@ -443,14 +440,12 @@ void softmax_xent_kernel(KernelContext& ctx) {
       }
       const T m = row_max(row, classes);
       const double log_sum = std::log(exp_sum<T, false>(row, m, nullptr, classes));
-      double acc = 0;
-#pragma omp simd reduction(+ : acc)
-      for (std::int64_t j = 0; j < classes; ++j) {
+      const double cross = detail::fixed_lane_sum(classes, [&](std::int64_t j) {
         const double log_prob = static_cast<double>(row[j] - m) - log_sum;
         out[j] = static_cast<T>(log_prob);
-        acc -= static_cast<double>(target[j]) * log_prob;
-      }
-      l[r] = static_cast<T>(acc);
+        return static_cast<double>(target[j]) * log_prob;
+      });
+      l[r] = static_cast<T>(-cross);
     });
   });
 }
@@ -521,10 +516,8 @@ const OpDef kSigmoidXentOp{.name = "SigmoidCrossEntropyWithLogits",
 
 template <class T>
 double block_sum_of_squares(const T* x, std::int64_t n) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-  return s;
+  return detail::fixed_lane_sum(
+      n, [&](std::int64_t i) { return static_cast<double>(x[i]) * static_cast<double>(x[i]); });
 }
 
 void l2_loss_kernel(KernelContext& ctx) {

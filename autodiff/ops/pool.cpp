@@ -11,6 +11,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/internal/parallel_loops.h"
+#include "autodiff/ops/internal/op_errors.h"
 
 namespace ad {
 
@@ -261,10 +262,7 @@ void avg_pool_grad_kernel(KernelContext& ctx) {
   const Array& dy = ctx.input(1);
   if (sizes.shape() != Shape{4})
     ctx.fail(str("input_sizes must have 4 entries, got ", sizes.shape()));
-  const Shape in(sizes.data<std::int64_t>());
-  for (const auto d : in.dims()) {
-    if (d < 0) ctx.fail(str("input_sizes has a negative entry: ", in));
-  }
+  const Shape in = detail::shape_from_input(ctx, 0, "input_sizes");
   const PoolGeometry g = runtime_geometry(ctx, in);
   require_shape(ctx, dy, g.output_shape, "grad");
   Array& dx = ctx.allocate_output(0, in);
@@ -342,7 +340,7 @@ Shape static_output(const std::string& who, const Tensor& value, const Shape& in
 }
 
 std::string who(Graph& graph, const char* op, const OpDef& def) {
-  return str(op, " '", graph.unique_name(def.name, false), "'");
+  return detail::op_label(graph, op, def.name);
 }
 
 void require(const Tensor& t, const char* op) {

@@ -16,6 +16,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/internal/parallel_loops.h"
+#include "autodiff/ops/internal/op_errors.h"
 
 namespace ad {
 
@@ -190,11 +191,7 @@ void random_kernel(KernelContext& ctx) {
 }
 
 void random_by_tensor_kernel(KernelContext& ctx) {
-  const auto dims = ctx.input(0).data<std::int64_t>();
-  for (auto d : dims) {
-    if (d < 0) ctx.fail(str("the requested shape has a negative dimension ", d));
-  }
-  generate(ctx, ctx.allocate_output(0, Shape(dims)));
+  generate(ctx, ctx.allocate_output(0, detail::shape_from_input(ctx, 0, "the requested shape")));
 }
 
 const OpDef kRandomNormalOp{.name = "RandomStandardNormal", .kernel = random_kernel};
@@ -240,7 +237,7 @@ RandomAttrs make_attrs(Graph& graph, std::string_view who, Distribution distribu
 Tensor record_random(Graph& graph, const Shape& shape, std::string_view fn,
                      Distribution distribution, double a, double b, const RandomOptions& options) {
   const OpDef& op = op_for(distribution);
-  const std::string who = str(fn, " '", graph.unique_name(op.name, false), "'");
+  const std::string who = detail::op_label(graph, fn, op.name);
   if (!shape.is_fully_defined()) {
     throw ValueError(str(who, ": shape ", shape,
                          " must be fully defined (random_uniform also takes a dims tensor)"));
@@ -280,7 +277,7 @@ Tensor random_uniform(const Tensor& dims, double minval, double maxval,
                       const RandomOptions& options) {
   if (!dims) throw ValueError("random_uniform: the dims tensor is empty");
   Graph& graph = dims.graph();
-  const std::string who = str("random_uniform '", graph.unique_name("RandomUniform", false), "'");
+  const std::string who = detail::op_label(graph, "random_uniform", "RandomUniform");
   const Shape shape = detail::static_dims_value(dims, who, false);
   const Tensor inputs[] = {dims};
   return graph.record1(kRandomUniformByTensorOp, inputs, {options.dtype, shape},

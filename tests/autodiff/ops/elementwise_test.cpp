@@ -67,6 +67,7 @@ BOOST_AUTO_TEST_CASE(unary_gradients_match_finite_differences) {
   check_unary([](const ad::Tensor& x) { return ad::sigmoid(x); }, -3, 3, 10);
   check_unary([](const ad::Tensor& x) { return ad::tanh(x); }, -2, 2, 11);
   check_unary([](const ad::Tensor& x) { return ad::softplus(x); }, -3, 3, 12);
+  check_unary([](const ad::Tensor& x) { return ad::softsign(x); }, -3, 3, 13);
 }
 
 BOOST_AUTO_TEST_CASE(binary_gradients_match_finite_differences_with_broadcasting) {
