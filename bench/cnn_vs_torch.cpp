@@ -5,10 +5,10 @@
 //   fashion  fashion_cnn --batch-norm: conv5x5 1->32 + BN + relu + pool 2x2, conv5x5 32->64 + BN +
 //            relu + pool 2x2, dense 3136->1024 + relu, dropout 0.4, dense 10, SGD with momentum
 // Each side runs in its own forked child (alternating rounds), which reports training steps per
-// second. GFLOP/s counts the multiply-adds of the convolutions and dense layers (forward, weight
-// gradient, and input gradient except for the first layer), and is set beside a plain sgemm
-// (OpenBLAS, 1024^3) timed in the same run with the same thread count: the practical ceiling.
-// Prints a Markdown table.
+// second of wall time and of CPU time. GFLOP/s counts the multiply-adds of the convolutions and
+// dense layers (forward, weight gradient, and input gradient except for the first layer), and is
+// set beside a plain sgemm (OpenBLAS, 1024^3) timed in the same run with the same thread count: the
+// practical ceiling. Prints a Markdown table.
 //
 //   cnn_vs_torch [--rounds N] [--seconds S]
 #include <omp.h>
@@ -22,9 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "autodiff/autodiff.h"
-#include "layers/layers.h"
-#include "optim/momentum.h"
+#include "cnn_model.h"
 #include "side_by_side.h"
 
 extern "C" {
@@ -35,106 +33,18 @@ void openblas_set_num_threads(int threads);
 
 namespace {
 
-constexpr std::int64_t kBatch = 64;
-constexpr std::int64_t kSide = 28;
-constexpr int kBatches = 4;
-constexpr int kClasses = 10;
-constexpr double kLearningRate = 0.01;
-constexpr double kMomentum = 0.9;
-
-enum class Net { kSmall, kFashion };
-
-const char* net_name(Net net) { return net == Net::kSmall ? "small CNN" : "Fashion BN net"; }
-
-// Multiply-adds x 2 of one training step: per layer, forward + weight gradient, plus the input
-// gradient for every layer after the first.
-double step_flops(Net net) {
-  const double b = kBatch;
-  const auto conv = [&](double out_pixels, double k, double c, double f, bool first) {
-    return 2.0 * b * out_pixels * k * k * c * f * (first ? 2 : 3);
-  };
-  if (net == Net::kSmall) {
-    return conv(28 * 28, 3, 1, 32, true) + conv(28 * 28, 3, 32, 64, false) + 2.0 * b * 64 * 10 * 3;
-  }
-  return conv(28 * 28, 5, 1, 32, true) + conv(14 * 14, 5, 32, 64, false) +
-         2.0 * b * 3136 * 1024 * 3 + 2.0 * b * 1024 * 10 * 3;
-}
-
-struct Data {
-  std::vector<std::vector<float>> images;  // [kBatch, 1, 28, 28] = [kBatch, 28, 28, 1]
-  std::vector<std::vector<std::int64_t>> labels;
-};
-
-Data random_data() {
-  torch::manual_seed(7);
-  Data d;
-  for (int i = 0; i < kBatches; ++i) {
-    const auto x = torch::randn({kBatch * kSide * kSide});
-    const auto y = torch::randint(kClasses, {kBatch}, torch::kInt64);
-    d.images.emplace_back(x.data_ptr<float>(), x.data_ptr<float>() + x.numel());
-    d.labels.emplace_back(y.data_ptr<std::int64_t>(), y.data_ptr<std::int64_t>() + kBatch);
-  }
-  return d;
-}
-
-class GradtapeNet {
- public:
-  GradtapeNet(Net net, bool nchw) : data_(random_data()) {
-    g_.set_seed(1);
-    const char* format = nchw ? "channels_first" : "channels_last";
-    const int axis = nchw ? 1 : 3;
-    x_ = ad::placeholder(
-        g_, ad::DType::Float32,
-        nchw ? ad::Shape{kBatch, 1, kSide, kSide} : ad::Shape{kBatch, kSide, kSide, 1}, "x");
-    labels_ = ad::placeholder(g_, ad::DType::Int64, {kBatch}, "labels");
-    const bool small = net == Net::kSmall;
-    auto block = [&](const ad::Tensor& in, std::int64_t filters) {
-      auto h = ad::layers::conv2d(in, filters, small ? 3 : 5,
-                                  {.padding = "same", .data_format = format, .use_bias = false});
-      h = ad::relu(ad::layers::batch_normalization(
-          h, {.axis = axis, .momentum = 0.9, .epsilon = 1e-3, .training = true}));
-      return small ? h : ad::layers::max_pooling2d(h, 2, 2, {.data_format = format});
-    };
-    auto h = block(block(x_, 32), 64);
-    if (small) {
-      h = ad::reduce_mean(h, nchw ? std::vector<int>{2, 3} : std::vector<int>{1, 2});
-    } else {
-      h = ad::layers::flatten(h, {.data_format = format});
-      h = ad::layers::dense(h, 1024, {.activation = ad::relu});
-      h = ad::layers::dropout(h, {.rate = 0.4, .training = true});
-    }
-    const auto logits = ad::layers::dense(h, kClasses);
-    loss_ = ad::reduce_mean(ad::nn::sparse_softmax_cross_entropy_with_logits(labels_, logits));
-    ad::optim::Momentum sgd({.learning_rate = kLearningRate, .momentum = kMomentum});
-    train_op_ =
-        ad::group({sgd.minimize(loss_), ad::group(g_.get_collection(ad::GraphKeys::UPDATE_OPS))});
-    session_ = std::make_unique<ad::Session>(g_);
-    session_->run({ad::global_variables_initializer(g_)});
-    const ad::Shape shape = x_.shape();
-    for (int i = 0; i < kBatches; ++i) {
-      xs_.push_back(ad::Array::from<float>(data_.images[static_cast<std::size_t>(i)], shape));
-      ys_.push_back(
-          ad::Array::from<std::int64_t>(data_.labels[static_cast<std::size_t>(i)], {kBatch}));
-    }
-  }
-
-  double step(int i, bool want_loss) {
-    const auto b = static_cast<std::size_t>(i % kBatches);
-    const ad::FeedDict feeds{{x_, xs_[b]}, {labels_, ys_[b]}};
-    if (!want_loss) {
-      (void)session_->run({train_op_}, feeds);
-      return 0.0;
-    }
-    return session_->run({train_op_, loss_}, feeds)[1].item<float>();
-  }
-
- private:
-  Data data_;
-  ad::Graph g_;
-  ad::Tensor x_, labels_, loss_, train_op_;
-  std::unique_ptr<ad::Session> session_;
-  std::vector<ad::Array> xs_, ys_;
-};
+using bench::cnn::Data;
+using bench::cnn::GradtapeNet;
+using bench::cnn::kBatch;
+using bench::cnn::kBatches;
+using bench::cnn::kClasses;
+using bench::cnn::kLearningRate;
+using bench::cnn::kMomentum;
+using bench::cnn::kSide;
+using bench::cnn::Net;
+using bench::cnn::net_name;
+using bench::cnn::random_data;
+using bench::cnn::step_flops;
 
 torch::nn::Sequential torch_net(Net net) {
   namespace nn = torch::nn;
@@ -157,7 +67,8 @@ torch::nn::Sequential torch_net(Net net) {
 
 // What a child sends back through its pipe.
 struct Result {
-  double steps_per_second = 0;
+  double steps_per_second = 0;      // wall time
+  double steps_per_cpu_second = 0;  // process CPU time
   double first_loss = 0;
   double last_loss = 0;
   double sgemm_gflops = 0;
@@ -167,10 +78,12 @@ template <class Step>
 void time_training(Step&& step, double seconds, Result& r) {
   r.first_loss = step(0, true);
   for (int i = 1; i < 3; ++i) step(i, false);
+  const double c0 = bench::process_cpu_seconds();
   const double t0 = bench::wall_seconds();
   int i = 3;
   while (bench::wall_seconds() - t0 < seconds || i < 8) step(i++, false);
   r.steps_per_second = (i - 3) / (bench::wall_seconds() - t0);
+  r.steps_per_cpu_second = (i - 3) / (bench::process_cpu_seconds() - c0);
   r.last_loss = step(i, true);
 }
 
@@ -216,7 +129,7 @@ Result run_gradtape(Net net, bool nchw, double seconds) {
   return r;
 }
 
-// OpenBLAS sgemm, 1024 x 1024 x 1024, median GFLOP/s.
+// OpenBLAS sgemm, 1024 x 1024 x 1024: GFLOP per second of process CPU time (median).
 double sgemm_gflops(int threads) {
   openblas_set_num_threads(threads);
   constexpr int n = 1024;
@@ -226,7 +139,7 @@ double sgemm_gflops(int threads) {
                                                        b.data(), n, 0.0f, c.data(), n);
                                          }},
                                          5, 0.2);
-  return 2.0 * n * n * n / t[0].wall / 1e9;
+  return 2.0 * n * n * n / t[0].cpu / 1e9;
 }
 
 // Runs one side (0: LibTorch, 1: gradtape, 2: sgemm) in a forked child with `threads` threads.
@@ -281,35 +194,39 @@ int main(int argc, char** argv) {
               bench::today().c_str(), bench::load_average().c_str(), TORCH_VERSION,
               static_cast<long long>(kBatch), rounds, seconds);
   std::printf(
-      "\n| net | layout | threads | LibTorch steps/s | gradtape steps/s | ratio | epoch s "
-      "(938 steps) LibTorch / gradtape | GFLOP/s LibTorch / gradtape | sgemm GFLOP/s |\n"
-      "|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+      "\n| net | layout | threads | LibTorch steps/s | gradtape steps/s | ratio (wall) | ratio "
+      "(CPU time) | epoch CPU-s LibTorch / gradtape | GFLOP per CPU-s LibTorch / gradtape / "
+      "sgemm |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
   std::fflush(stdout);
   for (const int threads : {1, 2}) {
     const double sgemm = in_child(2, Net::kSmall, true, threads, 0).sgemm_gflops;
     for (const Net net : {Net::kSmall, Net::kFashion}) {
       for (const bool nchw : {true, false}) {
-        std::vector<double> rate[2], ratio;
+        std::vector<double> wall[2], cpu[2], ratio_wall, ratio_cpu;
         for (int r = 0; r < rounds; ++r) {
           for (int side = 0; side < 2; ++side) {
-            rate[side].push_back(in_child(side, net, nchw, threads, seconds).steps_per_second);
+            const Result res = in_child(side, net, nchw, threads, seconds);
+            wall[side].push_back(res.steps_per_second);
+            cpu[side].push_back(res.steps_per_cpu_second);
           }
-          ratio.push_back(rate[1].back() / rate[0].back());
+          ratio_wall.push_back(wall[1].back() / wall[0].back());
+          ratio_cpu.push_back(cpu[1].back() / cpu[0].back());
         }
-        const double t = bench::median(rate[0]), g = bench::median(rate[1]);
+        const double t = bench::median(cpu[0]), g = bench::median(cpu[1]);
         const double flops = step_flops(net) / 1e9;
-        std::printf("| %s | %s | %d | %s | %s | %s | %.0f / %.0f | %.1f / %.1f | %.1f |\n",
-                    net_name(net), nchw ? "NCHW" : "NHWC", threads, spread(rate[0]).c_str(),
-                    spread(rate[1]).c_str(), spread(ratio).c_str(), 938 / t, 938 / g, flops * t,
-                    flops * g, sgemm);
+        std::printf("| %s | %s | %d | %s | %s | %s | %s | %.0f / %.0f | %.1f / %.1f / %.1f |\n",
+                    net_name(net), nchw ? "NCHW" : "NHWC", threads, spread(wall[0]).c_str(),
+                    spread(wall[1]).c_str(), spread(ratio_wall).c_str(), spread(ratio_cpu).c_str(),
+                    938 / t, 938 / g, flops * t, flops * g, sgemm);
         std::fflush(stdout);
       }
     }
   }
   std::printf(
-      "\nsteps/s and the ratio gradtape/LibTorch: median (min-max) over the rounds, each round "
-      "running both sides back to back. GFLOP/s: %.2f (small) and %.2f (Fashion) GFLOP per step "
-      "times the median steps/s.\n",
+      "\nsteps/s (wall time) and the ratios gradtape/LibTorch: median (min-max) over the rounds, "
+      "each round running both sides back to back. CPU-time figures divide by the process's CPU "
+      "time instead (all threads), which a busy machine distorts less. An epoch is 938 steps. "
+      "GFLOP: %.2f (small) and %.2f (Fashion) per step; sgemm: OpenBLAS 1024^3 in the same run.\n",
       step_flops(Net::kSmall) / 1e9, step_flops(Net::kFashion) / 1e9);
   return 0;
 }

@@ -1,9 +1,8 @@
 // float32 convolutions through oneDNN. Primitives are created once per (direction, geometry, chunk
-// size) and kept in a process-wide cache, so a training step only executes them. Activations stay
-// in the caller's plain layout (NHWC or NCHW); the filter is reordered from TF's HWIO to the
-// layout the primitive prefers (and the filter gradient back), which costs little next to the
-// convolution. Scratch memory is per thread and only grows, so a steady state allocates no
-// buffers.
+// size) and kept in a process-wide cache, so a training step only executes them. NHWC activations
+// are used in place; NCHW ones, and the filter (TF's HWIO), are reordered to the layouts the
+// primitive prefers, chunk by chunk, which costs little next to the convolution. Scratch memory is
+// per thread and only grows, so a steady state allocates no buffers.
 //
 // Determinism: oneDNN splits the weight-gradient reduction over the batch by thread, so its sum
 // order depends on the thread count. Here the batch is cut into at most kMaxChunks chunks whose
@@ -61,66 +60,77 @@ class SingleThreaded {
   int saved_;
 };
 
-// A primitive with the memory layouts it was created for.
+// One operand's layout in the caller's memory and in the primitive's, with the reorders between
+// them (absent when the layouts agree).
+struct Layout {
+  memory::desc user, primitive;
+  std::optional<dnnl::reorder> to_primitive, to_user;
+
+  Layout(const memory::desc& user_layout, const memory::desc& primitive_layout)
+      : user(user_layout), primitive(primitive_layout) {
+    if (user == primitive) return;
+    const auto& e = cpu_engine();
+    to_primitive = dnnl::reorder(dnnl::reorder::primitive_desc(e, user, e, primitive));
+    to_user = dnnl::reorder(dnnl::reorder::primitive_desc(e, primitive, e, user));
+  }
+};
+
+// A primitive with the layouts of its source (or its gradient), weights (or their gradient) and
+// destination (or its gradient).
 struct Prepared {
   dnnl::primitive primitive;
-  memory::desc src, weights, dst, user_weights, scratchpad;
-  // user HWIO -> the primitive's weights (forward, backward data), or the primitive's weight
-  // gradient -> HWIO (backward weights); empty when the layouts agree.
-  std::optional<dnnl::reorder> reorder;
+  Layout src, weights, dst;
+  memory::desc scratchpad;
 };
 
 memory::desc activations(const OnednnConv& c, std::int64_t batch, std::int64_t channels,
-                         std::int64_t height, std::int64_t width) {
-  return {{batch, channels, height, width}, memory::data_type::f32, c.nchw ? Tag::nchw : Tag::nhwc};
+                         std::int64_t height, std::int64_t width, bool any) {
+  const Tag tag = any ? Tag::any : c.nchw ? Tag::nchw : Tag::nhwc;
+  return {{batch, channels, height, width}, memory::data_type::f32, tag};
 }
 
 memory::desc filter(const OnednnConv& c, Tag tag) {
   return {{c.f, c.c, c.kh, c.kw}, memory::data_type::f32, tag};
 }
 
-void finish(Prepared& p, dnnl::primitive primitive, const dnnl::primitive_desc& pd,
-            const memory::desc& weights, bool to_user) {
-  p.primitive = std::move(primitive);
-  p.weights = weights;
-  p.scratchpad = pd.scratchpad_desc();
-  if (weights != p.user_weights) {
-    const auto& e = cpu_engine();
-    p.reorder = to_user
-                    ? dnnl::reorder(dnnl::reorder::primitive_desc(e, weights, e, p.user_weights))
-                    : dnnl::reorder(dnnl::reorder::primitive_desc(e, p.user_weights, e, weights));
-  }
-}
-
+// NHWC activations stay as they are (oneDNN's direct kernels read them); NCHW ones are reordered
+// to the blocked layout the primitive picks, since on plain NCHW oneDNN falls back to im2col +
+// GEMM.
 Prepared create(Direction direction, const OnednnConv& c, std::int64_t batch) {
   namespace d = dnnl;
-  Prepared p;
-  p.src = activations(c, batch, c.c, c.h, c.w);
-  p.dst = activations(c, batch, c.f, c.oh, c.ow);
-  p.user_weights = filter(c, Tag::hwio);
+  const memory::desc user_src = activations(c, batch, c.c, c.h, c.w, false);
+  const memory::desc user_dst = activations(c, batch, c.f, c.oh, c.ow, false);
+  const memory::desc src = activations(c, batch, c.c, c.h, c.w, c.nchw);
+  const memory::desc dst = activations(c, batch, c.f, c.oh, c.ow, c.nchw);
+  const memory::desc user_weights = filter(c, Tag::hwio);
   const memory::dims strides{c.sh, c.sw}, dilates{c.dh - 1, c.dw - 1};
   const memory::dims pad_l{c.pt, c.pl}, pad_r{c.pb, c.pr};
   const auto any = filter(c, Tag::any);
   d::primitive_attr attr;
   attr.set_scratchpad_mode(d::scratchpad_mode::user);
   const auto algo = d::algorithm::convolution_direct;
-  const d::convolution_forward::desc fwd(d::prop_kind::forward_training, algo, p.src, any, p.dst,
+  const d::convolution_forward::desc fwd(d::prop_kind::forward_training, algo, src, any, dst,
                                          strides, dilates, pad_l, pad_r);
   const d::convolution_forward::primitive_desc fwd_pd(fwd, attr, cpu_engine());
   if (direction == Direction::kForward) {
-    finish(p, d::convolution_forward(fwd_pd), fwd_pd, fwd_pd.weights_desc(), false);
-  } else if (direction == Direction::kBackwardData) {
-    const d::convolution_backward_data::desc bwd(algo, p.src, any, p.dst, strides, dilates, pad_l,
+    return {d::convolution_forward(fwd_pd), Layout(user_src, fwd_pd.src_desc()),
+            Layout(user_weights, fwd_pd.weights_desc()), Layout(user_dst, fwd_pd.dst_desc()),
+            fwd_pd.scratchpad_desc()};
+  }
+  if (direction == Direction::kBackwardData) {
+    const d::convolution_backward_data::desc bwd(algo, src, any, dst, strides, dilates, pad_l,
                                                  pad_r);
     const d::convolution_backward_data::primitive_desc pd(bwd, attr, cpu_engine(), fwd_pd);
-    finish(p, d::convolution_backward_data(pd), pd, pd.weights_desc(), false);
-  } else {
-    const d::convolution_backward_weights::desc bwd(algo, p.src, any, p.dst, strides, dilates,
-                                                    pad_l, pad_r);
-    const d::convolution_backward_weights::primitive_desc pd(bwd, attr, cpu_engine(), fwd_pd);
-    finish(p, d::convolution_backward_weights(pd), pd, pd.diff_weights_desc(), true);
+    return {d::convolution_backward_data(pd), Layout(user_src, pd.diff_src_desc()),
+            Layout(user_weights, pd.weights_desc()), Layout(user_dst, pd.diff_dst_desc()),
+            pd.scratchpad_desc()};
   }
-  return p;
+  const d::convolution_backward_weights::desc bwd(algo, src, any, dst, strides, dilates, pad_l,
+                                                  pad_r);
+  const d::convolution_backward_weights::primitive_desc pd(bwd, attr, cpu_engine(), fwd_pd);
+  return {d::convolution_backward_weights(pd), Layout(user_src, pd.src_desc()),
+          Layout(user_weights, pd.diff_weights_desc()), Layout(user_dst, pd.diff_dst_desc()),
+          pd.scratchpad_desc()};
 }
 
 // The cached primitive for `direction` over `batch` images of `c`. Native primitives depend on
@@ -192,6 +202,26 @@ void reorder(const dnnl::reorder& r, const memory::desc& from, const void* sourc
   stream.wait();
 }
 
+// `data` (an operand in the caller's layout) in the primitive's layout: `data` itself, or its
+// reorder into the per-thread buffer `Slot`.
+template <int Slot>
+void* to_primitive(const Layout& layout, const void* data) {
+  if (!layout.to_primitive) return const_cast<void*>(data);  // NOLINT
+  void* target = scratch<Slot>(layout.primitive.get_size());
+  reorder(*layout.to_primitive, layout.user, data, layout.primitive, target);
+  return target;
+}
+
+// Where the primitive writes an output that belongs at `data` in the caller's layout; then
+// `to_user` moves it there.
+template <int Slot>
+void* output_buffer(const Layout& layout, void* data) {
+  return layout.to_user ? scratch<Slot>(layout.primitive.get_size()) : data;
+}
+void to_user(const Layout& layout, const void* buffer, void* data) {
+  if (layout.to_user) reorder(*layout.to_user, layout.primitive, buffer, layout.user, data);
+}
+
 // How a batch of n images is cut: chunks of `size` images, the last one possibly smaller.
 struct Chunks {
   std::int64_t n = 0, size = 0, count = 0;
@@ -229,11 +259,8 @@ void for_each_chunk(const Chunks& ch, F f) {
 // The filter in the layout of `p`: `w` itself, or its reorder into a per-thread buffer.
 template <int Slot>
 const void* filter_for(const Prepared& p, const float* w, bool native) {
-  if (!p.reorder) return w;
-  void* target = scratch<Slot>(p.weights.get_size());
   const SingleThreaded one(!native);
-  reorder(*p.reorder, p.user_weights, w, p.weights, target);
-  return target;
+  return to_primitive<Slot>(p.weights, w);
 }
 
 // The full-size and the last chunk's primitives (the same when every chunk is full).
@@ -271,11 +298,16 @@ void onednn_conv_forward(const OnednnConv& c, const float* x, const float* w, fl
   for_each_chunk(ch, [&](std::int64_t i) {
     const bool is_last = i == ch.count - 1;
     const Prepared& p = is_last ? *last : *full;
+    float* out = y + ch.first(i) * out_image;
+    void* dst = output_buffer<6>(p.dst, out);
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(p.src, e, const_cast<float*>(x + ch.first(i) * in_image))},  // NOLINT
-        {DNNL_ARG_WEIGHTS, memory(p.weights, e, const_cast<void*>(is_last ? w_last : w_full))},
-        {DNNL_ARG_DST, memory(p.dst, e, y + ch.first(i) * out_image)}};
+        {DNNL_ARG_SRC,
+         memory(p.src.primitive, e, to_primitive<5>(p.src, x + ch.first(i) * in_image))},
+        {DNNL_ARG_WEIGHTS,
+         memory(p.weights.primitive, e, const_cast<void*>(is_last ? w_last : w_full))},  // NOLINT
+        {DNNL_ARG_DST, memory(p.dst.primitive, e, dst)}};
     run(p.primitive, args, p.scratchpad);
+    to_user(p.dst, dst, out);
   });
 }
 
@@ -290,12 +322,16 @@ void onednn_conv_backward_data(const OnednnConv& c, const float* w, const float*
   for_each_chunk(ch, [&](std::int64_t i) {
     const bool is_last = i == ch.count - 1;
     const Prepared& p = is_last ? *last : *full;
+    float* out = dx + ch.first(i) * in_image;
+    void* diff_src = output_buffer<6>(p.src, out);
     std::unordered_map<int, memory> args{
         {DNNL_ARG_DIFF_DST,
-         memory(p.dst, e, const_cast<float*>(dy + ch.first(i) * out_image))},  // NOLINT
-        {DNNL_ARG_WEIGHTS, memory(p.weights, e, const_cast<void*>(is_last ? w_last : w_full))},
-        {DNNL_ARG_DIFF_SRC, memory(p.src, e, dx + ch.first(i) * in_image)}};
+         memory(p.dst.primitive, e, to_primitive<5>(p.dst, dy + ch.first(i) * out_image))},
+        {DNNL_ARG_WEIGHTS,
+         memory(p.weights.primitive, e, const_cast<void*>(is_last ? w_last : w_full))},  // NOLINT
+        {DNNL_ARG_DIFF_SRC, memory(p.src.primitive, e, diff_src)}};
     run(p.primitive, args, p.scratchpad);
+    to_user(p.src, diff_src, out);
   });
 }
 
@@ -315,14 +351,15 @@ void onednn_conv_backward_weights(const OnednnConv& c, const float* x, const flo
   for_each_chunk(ch, [&](std::int64_t i) {
     const Prepared& p = i == ch.count - 1 ? *last : *full;
     float* partial = ch.count == 1 ? dw : partials + i * size;
-    void* target = p.reorder ? scratch<4>(p.weights.get_size()) : partial;
+    void* target = output_buffer<4>(p.weights, partial);
     std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, memory(p.src, e, const_cast<float*>(x + ch.first(i) * in_image))},  // NOLINT
+        {DNNL_ARG_SRC,
+         memory(p.src.primitive, e, to_primitive<5>(p.src, x + ch.first(i) * in_image))},
         {DNNL_ARG_DIFF_DST,
-         memory(p.dst, e, const_cast<float*>(dy + ch.first(i) * out_image))},  // NOLINT
-        {DNNL_ARG_DIFF_WEIGHTS, memory(p.weights, e, target)}};
+         memory(p.dst.primitive, e, to_primitive<6>(p.dst, dy + ch.first(i) * out_image))},
+        {DNNL_ARG_DIFF_WEIGHTS, memory(p.weights.primitive, e, target)}};
     run(p.primitive, args, p.scratchpad);
-    if (p.reorder) reorder(*p.reorder, p.weights, target, p.user_weights, partial);
+    to_user(p.weights, target, partial);
   });
   if (ch.count == 1) return;
   for (std::int64_t j = 0; j < size; ++j) {
