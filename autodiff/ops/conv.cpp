@@ -1,12 +1,14 @@
-// Conv2D and its two backprop ops: im2col (or col2im) into a scratch buffer, then one GEMM per
-// chunk of images through the wrapper in gemm.h. channels_last computes [rows, K] x [K, F], which
-// lands directly in NHWC order; channels_first computes [F, K] x [K, count * OH * OW] and copies
-// the result to NCHW order. Chunks have a fixed size, so results do not depend on the thread
+// Conv2D and its two backprop ops. float32 runs through oneDNN (conv_onednn.h); float64, the
+// reference the tests compare against, runs im2col (or col2im) into a scratch buffer, then one GEMM
+// per chunk of images through the wrapper in gemm.h. channels_last computes [rows, K] x [K, F],
+// which lands directly in NHWC order; channels_first computes [F, K] x [K, count * OH * OW] and
+// copies the result to NCHW order. Chunks have a fixed size, so results do not depend on the thread
 // count.
 #include "autodiff/ops/conv.h"
 
 #include <algorithm>
 #include <ostream>
+#include <type_traits>
 #include <vector>
 
 #include "autodiff/error.h"
@@ -15,6 +17,7 @@
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/internal/gemm.h"
 #include "autodiff/ops/internal/op_errors.h"
+#include "autodiff/ops/conv_onednn.h"
 
 namespace ad {
 
@@ -61,7 +64,7 @@ struct ConvAttrs {
 // Everything a kernel needs about one convolution, resolved from run-time shapes.
 struct Geometry {
   std::int64_t n = 0, h = 0, w = 0, c = 0, kh = 0, kw = 0, f = 0, oh = 0, ow = 0;
-  std::int64_t sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0;
+  std::int64_t sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0, pb = 0, pr = 0;
   bool nchw = false;
   [[nodiscard]] std::int64_t k() const { return kh * kw * c; }
   [[nodiscard]] std::int64_t p() const { return oh * ow; }
@@ -117,6 +120,8 @@ Geometry geometry(const Shape& in, const Shape& filter, const Conv2DParams& p, F
   g.ow = ww.out;
   g.pt = wh.pad_before;
   g.pl = ww.pad_before;
+  g.pb = wh.pad_after;
+  g.pr = ww.pad_after;
   if ((g.oh == 0 && g.h > 0) || (g.ow == 0 && g.w > 0)) {
     fail(str("the ", window_text(g.kh, g.kw, p), " does not fit the ", g.h, "x", g.w,
              " input (shape ", in, ") with padding valid; use padding same or a smaller window"));
@@ -387,6 +392,40 @@ void input_grad(const Geometry& g, const T* w, const T* dy, T* dx) {
   }
 }
 
+// float32 runs through oneDNN (conv_onednn.h); float64 keeps the GEMM path above, which the tests
+// use as the reference.
+detail::OnednnConv onednn(const Geometry& g) {
+  return {g.n,  g.h,  g.w,  g.c,  g.kh, g.kw, g.f,  g.oh, g.ow,
+          g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.pb, g.pr, g.nchw};
+}
+
+template <class T>
+void run_forward(const Geometry& g, const T* x, const T* w, T* y) {
+  if constexpr (std::is_same_v<T, float>) {
+    detail::onednn_conv_forward(onednn(g), x, w, y);
+  } else {
+    forward<T>(g, x, w, y);
+  }
+}
+
+template <class T>
+void run_input_grad(const Geometry& g, const T* w, const T* dy, T* dx) {
+  if constexpr (std::is_same_v<T, float>) {
+    detail::onednn_conv_backward_data(onednn(g), w, dy, dx);
+  } else {
+    input_grad<T>(g, w, dy, dx);
+  }
+}
+
+template <class T>
+void run_filter_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
+  if constexpr (std::is_same_v<T, float>) {
+    detail::onednn_conv_backward_weights(onednn(g), x, dy, dw);
+  } else {
+    filter_grad<T>(g, x, dy, dw);
+  }
+}
+
 template <class Ctx>
 auto failer(const Ctx& ctx) {
   return [&ctx](const std::string& what) { ctx.fail(what); };
@@ -407,7 +446,7 @@ void conv2d_kernel(KernelContext& ctx) {
   Array& y = ctx.allocate_output(0, g.output_shape());
   dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    forward<T>(g, x.data<T>().data(), w.data<T>().data(), y.mutable_data<T>().data());
+    run_forward<T>(g, x.data<T>().data(), w.data<T>().data(), y.mutable_data<T>().data());
   });
 }
 
@@ -424,7 +463,7 @@ void backprop_input_kernel(KernelContext& ctx) {
   Array& dx = ctx.allocate_output(0, in);
   dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    input_grad<T>(g, w.data<T>().data(), dy.data<T>().data(), dx.mutable_data<T>().data());
+    run_input_grad<T>(g, w.data<T>().data(), dy.data<T>().data(), dx.mutable_data<T>().data());
   });
 }
 
@@ -437,7 +476,7 @@ void backprop_filter_kernel(KernelContext& ctx) {
   Array& dw = ctx.allocate_output(0, attrs.filter_sizes);
   dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    filter_grad<T>(g, x.data<T>().data(), dy.data<T>().data(), dw.mutable_data<T>().data());
+    run_filter_grad<T>(g, x.data<T>().data(), dy.data<T>().data(), dw.mutable_data<T>().data());
   });
 }
 

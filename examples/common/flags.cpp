@@ -105,6 +105,11 @@ ExampleFlags& ExampleFlags::add(const char* name, double& value, const char* hel
   return *this;
 }
 
+ExampleFlags& ExampleFlags::add(const char* name, bool& value, const char* help) {
+  options_.add_options()(name, po::bool_switch(&value)->default_value(value), help);
+  return *this;
+}
+
 bool ExampleFlags::parse(int argc, char** argv) {
   po::variables_map values;
   po::store(po::parse_command_line(argc, argv, options_), values);

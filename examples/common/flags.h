@@ -44,6 +44,8 @@ class ExampleFlags {
   // The same for a double, whose default --help shows with %g (Boost prints 0.93 as
   // 0.93000000000000005 otherwise).
   ExampleFlags& add(const char* name, double& value, const char* help);
+  // A switch: present on the command line sets `value` to true (`--batch-norm`).
+  ExampleFlags& add(const char* name, bool& value, const char* help);
 
   // Parses the command line into the bound values. Returns false when --help was printed (the
   // program should exit 0). Throws boost::program_options::error on a bad flag. Then sets up the

@@ -1,6 +1,7 @@
 // Determinism: for a fixed graph seed, a small batch-norm model gives bit-for-bit the same forward
 // values, gradients and variables after N training steps in two fresh runs and with 1 or 2 OpenMP
-// threads; so do the large reductions and batch-norm statistics on their own.
+// threads; so do the large reductions and batch-norm statistics on their own, and a small convnet
+// whose float32 convolutions run through oneDNN.
 #include <omp.h>
 
 #include <algorithm>
@@ -102,9 +103,70 @@ struct ThreadCountGuard {
   ~ThreadCountGuard() { omp_set_num_threads(saved); }
 };
 
+// A small convnet (float32 convolutions run through oneDNN): the loss, every gradient and the
+// variables after two Momentum steps, for `batch` images of 12x12 in the given layout.
+Trace conv_trace(int threads, bool nchw, std::int64_t batch) {
+  omp_set_num_threads(threads);
+  ad::Graph g;
+  g.set_seed(77);
+  const char* format = nchw ? "channels_first" : "channels_last";
+  const ad::Shape shape = nchw ? ad::Shape{batch, 3, 12, 12} : ad::Shape{batch, 12, 12, 3};
+  auto x = ad::placeholder(g, ad::DType::Float32, shape, "x");
+  auto labels = ad::placeholder(g, ad::DType::Int64, {batch}, "labels");
+  auto h = ad::layers::conv2d(x, 16, 3, {.padding = "same", .data_format = format, .name = "c1"});
+  h = ad::relu(ad::layers::batch_normalization(h, {.axis = nchw ? 1 : 3, .training = true}));
+  h = ad::layers::max_pooling2d(h, 2, 2, {.data_format = format});
+  h = ad::layers::conv2d(
+      h, 32, 3,
+      {.strides = 2, .padding = "same", .data_format = format, .dilation_rate = 2, .name = "c2"});
+  h = ad::layers::flatten(h, {.data_format = format});
+  auto logits = ad::layers::dense(h, kClasses, {.name = "fc"});
+  auto loss = ad::reduce_mean(ad::nn::sparse_softmax_cross_entropy_with_logits(labels, logits));
+  const auto vars = ad::trainable_variables(g);
+  std::vector<ad::GradTarget> targets(vars.begin(), vars.end());
+  targets.emplace_back(x);
+  const auto grads = ad::gradients(loss, targets);
+  ad::optim::Adam adam({.learning_rate = 1e-2});
+  auto train_op = adam.minimize(loss);
+  ad::Session s(g);
+  s.run({ad::global_variables_initializer(g)});
+  Trace trace;
+  for (int step = 0; step < 2; ++step) {
+    const auto u = ad::testing::random_array({batch}, 300 + step, 0.0, kClasses);
+    std::vector<std::int64_t> classes;
+    for (double v : u.data<double>()) classes.push_back(static_cast<std::int64_t>(v));
+    const ad::FeedDict feeds = {
+        {x, to_float(ad::testing::random_normal(shape, 400 + step, 0.0, 1.0))},
+        {labels, ad::Array::from(classes, {batch})}};
+    std::vector<ad::Tensor> fetches = {loss};
+    fetches.insert(fetches.end(), grads.begin(), grads.end());
+    const auto out = s.run(fetches, feeds);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      trace.add(str_step(step, i == 0 ? "loss" : "grad " + std::to_string(i)), out[i]);
+    }
+    s.run({train_op}, feeds);
+  }
+  for (const auto& v : ad::global_variables(g)) trace.add(v.name(), s.value(v));
+  return trace;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(determinism_test)
+
+BOOST_AUTO_TEST_CASE(onednn_convolutions_do_not_depend_on_the_thread_count) {
+  const ThreadCountGuard guard;
+  // 64 images: 8 full chunks; 13: chunks of 2 and a last one of 1 (a second primitive).
+  for (const std::int64_t batch : {64, 13}) {
+    for (const bool nchw : {false, true}) {
+      BOOST_TEST_CONTEXT("batch " << batch << (nchw ? " NCHW" : " NHWC")) {
+        const Trace one = conv_trace(1, nchw, batch);
+        check_identical(one, conv_trace(1, nchw, batch));
+        check_identical(one, conv_trace(2, nchw, batch));
+      }
+    }
+  }
+}
 
 BOOST_AUTO_TEST_CASE(training_is_bitwise_identical_across_runs_and_thread_counts) {
   const ThreadCountGuard guard;

@@ -1,6 +1,8 @@
 // conv2d ops: values of conv2d and both backprop ops against direct loops written here (strides,
 // paddings, dilations, 1x1 and oversized windows, both data formats, chunked batches), first- and
 // second-order gradients against float64 central differences, TF's SAME padding, error texts.
+// float32 (the oneDNN path) is also checked on wide channels and odd batches and against the
+// float64 path.
 #include "autodiff/ops/conv.h"
 
 #include <boost/test/unit_test.hpp>
@@ -198,6 +200,58 @@ BOOST_AUTO_TEST_CASE(large_batches_are_processed_in_chunks) {
   check_values(k, true, ad::DType::Float64, 1e-12, 1e-12);
   check_values(k, false, ad::DType::Float32, 1e-6, 1e-6);
   check_values(k, true, ad::DType::Float32, 1e-6, 1e-6);
+}
+
+// float32 runs through oneDNN, whose kernels differ with the channel counts (a first-layer kernel
+// for few input channels, blocked kernels for 8 or more) and which splits batches into chunks (13
+// images: chunks of 2 and a last one of 1). Each configuration is compared with the direct loops
+// in float64, in both formats.
+BOOST_AUTO_TEST_CASE(onednn_float32_matches_the_reference_on_wide_channels_and_odd_batches) {
+  const std::vector<Case> cases{
+      {13, 9, 9, 16, 3, 3, 32, {1, 1}, {1, 1}, ad::Padding::kSame},
+      {9, 10, 11, 16, 3, 3, 24, {2, 2}, {1, 1}, ad::Padding::kSame},
+      {5, 12, 12, 8, 3, 3, 16, {1, 2}, {2, 2}, ad::Padding::kValid},
+      {8, 14, 14, 32, 5, 5, 64, {1, 1}, {1, 1}, ad::Padding::kSame},
+      {16, 28, 28, 1, 5, 5, 32, {1, 1}, {1, 1}, ad::Padding::kSame},
+      {3, 8, 8, 16, 1, 1, 16, {2, 2}, {1, 1}, ad::Padding::kValid},
+  };
+  for (const auto& k : cases) {
+    check_values(k, false, ad::DType::Float32, 1e-6, 1e-6);
+    check_values(k, true, ad::DType::Float32, 1e-6, 1e-6);
+  }
+}
+
+// ad::gradients of a float32 convolution (the oneDNN path) against the same graph in float64 (the
+// GEMM path, itself checked against finite differences below), for every case of kCases.
+BOOST_AUTO_TEST_CASE(float32_gradients_match_the_float64_path) {
+  for (const auto& k : kCases) {
+    for (const bool nchw : {false, true}) {
+      const auto p = params_of(k, nchw);
+      const auto xv = random_array(shape_of(nchw, k.n, k.h, k.w, k.c), 41);
+      const auto wv = random_array({k.kh, k.kw, k.c, k.f}, 42);
+      const auto rv = random_array(out_shape(k, nchw), 43);
+      std::vector<ad::Array> results[2];
+      for (const int i : {0, 1}) {
+        const ad::DType dtype = i == 0 ? ad::DType::Float64 : ad::DType::Float32;
+        ad::Graph g;
+        auto x = ad::constant(g, xv.astype(dtype));
+        auto w = ad::constant(g, wv.astype(dtype));
+        auto loss = ad::reduce_sum(ad::nn::conv2d(x, w, p) * ad::constant(g, rv.astype(dtype)));
+        const auto grads = ad::gradients(loss, {x, w});
+        ad::Session s(g);
+        results[i] = s.run({loss, grads[0], grads[1]});
+      }
+      for (std::size_t j = 0; j < 3; ++j) {
+        double worst = 0, scale = 1;
+        for (std::int64_t e = 0; e < results[0][j].size(); ++e) {
+          worst = std::max(worst, std::abs(results[1][j].flat(e) - results[0][j].flat(e)));
+          scale = std::max(scale, std::abs(results[0][j].flat(e)));
+        }
+        BOOST_TEST(worst <= 1e-5 * scale, "output " << j << " differs by " << worst << " ("
+                                                    << (nchw ? "NCHW" : "NHWC") << ")");
+      }
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(gradients_match_finite_differences_first_and_second_order) {
