@@ -87,9 +87,8 @@ void check_headers(const KernelContext& ctx, const std::vector<Bytes>& payloads,
     const Bytes& payload = payloads[peer];
     if (payload.size() < header.size() ||
         std::memcmp(payload.data(), header.data(), header.size()) != 0) {
-      const Bytes theirs(payload.begin(),
-                         payload.begin() + static_cast<std::ptrdiff_t>(
-                                               std::min(payload.size(), header.size())));
+      const Bytes theirs(payload.begin(), payload.begin() + static_cast<std::ptrdiff_t>(std::min(
+                                                                payload.size(), header.size())));
       ctx.fail(str("rank ", rank(), " has ", describe_text(header), " but rank ", peer, " has ",
                    theirs.size() == header.size() ? describe_text(theirs) : "other tensors"));
     }
@@ -166,7 +165,8 @@ void broadcast_kernel(KernelContext& ctx) {
   std::size_t offset = header.size();
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     Array& out = ctx.allocate_output(i, arrays[static_cast<std::size_t>(i)]->shape());
-    if (out.nbytes() > 0) std::memcpy(out.raw_mutable_data(), payload.data() + offset, out.nbytes());
+    if (out.nbytes() > 0)
+      std::memcpy(out.raw_mutable_data(), payload.data() + offset, out.nbytes());
     offset += out.nbytes();
   }
 }
@@ -253,10 +253,10 @@ void rank_rows_kernel(KernelContext& ctx) {
   Array& out = ctx.allocate_output(0, shape);
   const std::size_t bytes = row_bytes(gathered);
   if (out.nbytes() > 0) {
-    std::memcpy(out.raw_mutable_data(),
-                static_cast<const char*>(gathered.raw_data()) +
-                    static_cast<std::size_t>(offset) * bytes,
-                out.nbytes());
+    std::memcpy(
+        out.raw_mutable_data(),
+        static_cast<const char*>(gathered.raw_data()) + static_cast<std::size_t>(offset) * bytes,
+        out.nbytes());
   }
 }
 
@@ -272,9 +272,9 @@ void pad_rank_rows_kernel(KernelContext& ctx) {
   std::memset(out.raw_mutable_data(), 0, out.nbytes());
   const std::size_t bytes = row_bytes(out);
   if (rows_value.nbytes() > 0) {
-    std::memcpy(static_cast<char*>(out.raw_mutable_data()) +
-                    static_cast<std::size_t>(offset) * bytes,
-                rows_value.raw_data(), rows_value.nbytes());
+    std::memcpy(
+        static_cast<char*>(out.raw_mutable_data()) + static_cast<std::size_t>(offset) * bytes,
+        rows_value.raw_data(), rows_value.nbytes());
   }
 }
 
@@ -325,8 +325,7 @@ Tensor allreduce(const Tensor& x, ReduceOp op, std::string_view name) {
   return grouped_allreduce(xs, op, name).front();
 }
 
-std::vector<Tensor> grouped_broadcast(std::span<const Tensor> xs, int root,
-                                      std::string_view name) {
+std::vector<Tensor> grouped_broadcast(std::span<const Tensor> xs, int root, std::string_view name) {
   check_group(xs, "broadcast", false);
   if (root < 0 || root >= size()) {
     throw ValueError(str("broadcast: root ", root, " is not a rank of ", size()));
@@ -356,8 +355,7 @@ Tensor rank_rows(const Tensor& gathered, const Tensor& x) {
   const Tensor inputs[] = {gathered, x};
   Shape shape = gathered.shape();
   if (shape.rank() >= 1) shape[0] = x.shape().rank() >= 1 ? x.shape()[0] : -1;
-  return gathered.graph().record1(kRankRowsOp, inputs, {gathered.dtype(), shape}, {},
-                                  "RankRows");
+  return gathered.graph().record1(kRankRowsOp, inputs, {gathered.dtype(), shape}, {}, "RankRows");
 }
 
 Tensor pad_rank_rows(const Tensor& rows, const Tensor& gathered) {

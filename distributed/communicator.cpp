@@ -160,8 +160,8 @@ std::vector<Bytes> transfer(std::string_view op, std::string_view node,
   const auto framed = frame(sequence, node, payload);
   std::vector<Send> sends;
   for (const int peer : send_to) {
-    sends.push_back({peer, s.world->isend(peer, tag, framed->data(),
-                                          static_cast<int>(framed->size()))});
+    sends.push_back(
+        {peer, s.world->isend(peer, tag, framed->data(), static_cast<int>(framed->size()))});
   }
   std::vector<Receive> receives;
   for (const int peer : receive_from) {

@@ -46,9 +46,9 @@ int main() {
       const bool names_op = message.find("allreduce 'step_sum'") != std::string::npos;
       const bool names_rank = message.find("rank " + std::to_string(last)) != std::string::npos;
       const bool in_time = waited >= 1.9 && waited < 10.0;
-      return report(step == 2 && names_op && names_rank && in_time,
-                    "step " + std::to_string(step) + " after " + std::to_string(waited) +
-                        " s: " + message);
+      return report(
+          step == 2 && names_op && names_rank && in_time,
+          "step " + std::to_string(step) + " after " + std::to_string(waited) + " s: " + message);
     }
   }
   return report(false, "the third step completed without the last rank");
