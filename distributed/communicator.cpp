@@ -30,6 +30,7 @@ struct State {
   int size = 1;
   std::chrono::milliseconds timeout{std::chrono::seconds(60)};
   std::uint64_t sequence = 0;  // collectives called so far: the message tag of the next one
+  CommunicationStats stats;
   // Buffers of transfers abandoned by a timeout: MPI may still write into them, so they live on.
   std::vector<std::shared_ptr<Bytes>> abandoned;
 };
@@ -155,6 +156,7 @@ std::vector<Bytes> transfer(std::string_view op, std::string_view node,
                             std::span<const char> payload, const std::vector<int>& send_to,
                             const std::vector<int>& receive_from) {
   State& s = state();
+  const auto start = Clock::now();
   const std::uint64_t sequence = s.sequence++;
   const int tag = tag_of(sequence);
   const auto framed = frame(sequence, node, payload);
@@ -174,6 +176,9 @@ std::vector<Bytes> transfer(std::string_view op, std::string_view node,
     if (spins > 2000) std::this_thread::sleep_for(std::chrono::microseconds(20));
     if ((spins & 63) == 0 && Clock::now() > deadline) time_out(op, node, framed, sends, receives);
   }
+  s.stats.seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  s.stats.bytes_sent += static_cast<std::int64_t>(framed->size() * sends.size());
+  ++s.stats.collectives;
   std::vector<Bytes> payloads;
   payloads.reserve(receives.size());
   for (const Receive& receive : receives) {
@@ -201,6 +206,8 @@ int rank() { return state().rank; }
 int size() { return state().size; }
 std::chrono::milliseconds timeout() { return state().timeout; }
 void set_timeout(std::chrono::milliseconds timeout) { state().timeout = timeout; }
+
+CommunicationStats communication_stats() { return state().stats; }
 
 void barrier(std::string_view what) { (void)detail::exchange(what, what, {}); }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -37,6 +38,15 @@ void init(InitOptions options = {});
 // The collective timeout (see InitOptions).
 [[nodiscard]] std::chrono::milliseconds timeout();
 void set_timeout(std::chrono::milliseconds timeout);
+
+// What this rank's collectives cost since init(): wall time spent inside them (moving bytes and
+// waiting for slower ranks alike), bytes sent and the number of collectives.
+struct CommunicationStats {
+  double seconds = 0;
+  std::int64_t bytes_sent = 0;
+  std::int64_t collectives = 0;
+};
+[[nodiscard]] CommunicationStats communication_stats();
 
 // Blocks until every rank arrived; DeadlineExceededError naming `what` after the timeout.
 void barrier(std::string_view what = "barrier");
