@@ -170,11 +170,20 @@ std::vector<Bytes> transfer(std::string_view op, std::string_view node,
     receives.emplace_back();
     receives.back().peer = peer;
   }
-  const auto deadline = Clock::now() + s.timeout;
+  const auto deadline = start + s.timeout;
   for (std::int64_t spins = 0; !poll(*s.world, tag, sends, receives); ++spins) {
-    // Spin briefly for latency, then yield the core: ranks may outnumber cores.
-    if (spins > 2000) std::this_thread::sleep_for(std::chrono::microseconds(20));
-    if ((spins & 63) == 0 && Clock::now() > deadline) time_out(op, node, framed, sends, receives);
+    // MPI moves a large message in fragments only while both sides poll, so poll without pause
+    // for the first few milliseconds (giving the core away here costs a scheduler slice per
+    // fragment on a loaded machine); then yield it to other runnable threads (ranks may
+    // outnumber cores); past 200 ms the peer is slow or lost: poll every 100 us.
+    if ((spins & 255) != 0) continue;
+    const auto now = Clock::now();
+    if (now > deadline) time_out(op, node, framed, sends, receives);
+    if (now > start + std::chrono::milliseconds(200)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    } else if (now > start + std::chrono::milliseconds(5)) {
+      std::this_thread::yield();
+    }
   }
   s.stats.seconds += std::chrono::duration<double>(Clock::now() - start).count();
   s.stats.bytes_sent += static_cast<std::int64_t>(framed->size() * sends.size());
