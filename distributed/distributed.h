@@ -4,4 +4,5 @@
 #include "distributed/checkpoint.h"
 #include "distributed/collectives.h"
 #include "distributed/communicator.h"
+#include "distributed/moments.h"
 #include "distributed/optimizer.h"
