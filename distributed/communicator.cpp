@@ -204,7 +204,7 @@ void init(InitOptions options) {
   if (s.initialized) return;
   s.initialized = true;
   if (!started_by_launcher()) return;
-  s.environment = std::make_unique<mpi::environment>(mpi::threading::funneled);
+  s.environment = std::make_unique<mpi::environment>(mpi::threading::serialized);
   s.world = std::make_unique<mpi::communicator>();
   s.rank = s.world->rank();
   s.size = s.world->size();

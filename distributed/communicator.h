@@ -28,6 +28,9 @@ struct InitOptions {
 
 // Joins the MPI job this process was started in (mpirun, srun, ...). A program started without a
 // launcher is a job of one rank and never calls MPI. Calling init() again only updates the options.
+// Collectives may run on any thread (MPI_THREAD_SERIALIZED), one at a time, and every rank must
+// run them in the same order: a Session runs its nodes in tape order, so one session per rank
+// running the same graph does.
 void init(InitOptions options = {});
 // Whether init() was called.
 [[nodiscard]] bool initialized();
