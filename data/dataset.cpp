@@ -182,6 +182,11 @@ BatchIterator::BatchIterator(Dataset dataset, BatchOptions options)
   if (options_.batch_size < 1) {
     throw ValueError(str("BatchIterator: batch_size is ", options_.batch_size, ", must be >= 1"));
   }
+  if (options_.num_shards < 1 || options_.shard_index < 0 ||
+      options_.shard_index >= options_.num_shards) {
+    throw ValueError(str("BatchIterator: shard_index ", options_.shard_index,
+                         " is outside [0, num_shards) with num_shards ", options_.num_shards));
+  }
   if (num_batches() == 0) {
     throw ValueError(
         str("BatchIterator: ", dataset_.size(), " examples make no batch of ", options_.batch_size,
@@ -191,7 +196,7 @@ BatchIterator::BatchIterator(Dataset dataset, BatchOptions options)
 
 std::int64_t BatchIterator::num_batches() const {
   const std::int64_t n = dataset_.size();
-  const std::int64_t b = options_.batch_size;
+  const std::int64_t b = options_.batch_size * options_.num_shards;
   return options_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -206,7 +211,8 @@ std::vector<std::int64_t> BatchIterator::order(std::int64_t epoch) const {
 }
 
 BatchIterator::Epoch BatchIterator::epoch(std::int64_t epoch) const {
-  return {dataset_, options_.batch_size, num_batches(), order(epoch)};
+  return {dataset_,     options_.batch_size, num_batches(),
+          order(epoch), options_.num_shards, options_.shard_index};
 }
 
 Batch BatchIterator::batch(std::int64_t epoch, std::int64_t index) const {
@@ -218,8 +224,10 @@ Batch BatchIterator::Epoch::operator[](std::int64_t index) const {
     throw OutOfRangeError(
         str("BatchIterator: batch ", index, " is outside [0, ", num_batches_, ")"));
   }
-  const std::int64_t first = index * batch_size_;
-  const std::int64_t last = std::min(first + batch_size_, static_cast<std::int64_t>(order_.size()));
+  const auto n = static_cast<std::int64_t>(order_.size());
+  const std::int64_t first =
+      std::min(index * batch_size_ * num_shards_ + shard_index_ * batch_size_, n);
+  const std::int64_t last = std::min(first + batch_size_, n);
   const std::span<const std::int64_t> rows(order_.data() + first,
                                            static_cast<std::size_t>(last - first));
   Dataset part = dataset_.rows(rows);

@@ -83,6 +83,13 @@ struct BatchOptions {
   bool shuffle = true;
   // The order of epoch e is permutation(N, f(seed, e)): it depends only on the seed and the epoch.
   std::uint64_t seed = 0;
+  // Data-parallel sharding: each epoch's order (the same on every shard) is cut into global
+  // batches of batch_size * num_shards examples, and shard k takes the k-th run of batch_size
+  // examples of each. Shards are disjoint, their union is the epoch, and every shard has the same
+  // num_batches(); in the last global batch a shard may get fewer examples or none (drop_last
+  // drops that batch instead). Use num_shards = distributed::size(), shard_index = rank().
+  std::int64_t num_shards = 1;
+  std::int64_t shard_index = 0;
 };
 
 // Cuts a dataset into minibatches, in a new seeded order every epoch:
@@ -92,10 +99,11 @@ struct BatchOptions {
 // Each Batch owns fresh Arrays, so it can be fed to a Session and kept.
 class BatchIterator {
  public:
-  // ValueError when batch_size < 1, or when drop_last leaves no batch at all.
+  // ValueError when batch_size < 1, when drop_last leaves no batch at all, or when the shard
+  // options are out of range (num_shards < 1, shard_index outside [0, num_shards)).
   BatchIterator(Dataset dataset, BatchOptions options = {});
 
-  // Batches per epoch.
+  // Batches per epoch (the same on every shard).
   [[nodiscard]] std::int64_t num_batches() const;
   // Batch `index` (0 <= index < num_batches()) of epoch `epoch`.
   [[nodiscard]] Batch batch(std::int64_t epoch, std::int64_t index) const;
@@ -137,12 +145,16 @@ class BatchIterator::Epoch {
     Batch current_{};
   };
 
+  // Batch i holds order[i * batch_size * num_shards + shard_index * batch_size, ...) (batch_size
+  // examples at most, fewer at the end of the order).
   Epoch(Dataset dataset, std::int64_t batch_size, std::int64_t num_batches,
-        std::vector<std::int64_t> order)
+        std::vector<std::int64_t> order, std::int64_t num_shards = 1, std::int64_t shard_index = 0)
       : dataset_(std::move(dataset)),
         batch_size_(batch_size),
         num_batches_(num_batches),
-        order_(std::move(order)) {}
+        order_(std::move(order)),
+        num_shards_(num_shards),
+        shard_index_(shard_index) {}
   [[nodiscard]] iterator begin() const { return {this, 0}; }
   [[nodiscard]] iterator end() const { return {this, num_batches_}; }
   [[nodiscard]] std::int64_t size() const { return num_batches_; }
@@ -155,6 +167,8 @@ class BatchIterator::Epoch {
   std::int64_t batch_size_;
   std::int64_t num_batches_;
   std::vector<std::int64_t> order_;
+  std::int64_t num_shards_ = 1;
+  std::int64_t shard_index_ = 0;
 };
 
 }  // namespace ad::data

@@ -205,4 +205,40 @@ BOOST_AUTO_TEST_CASE(batch_options_that_make_no_batch_are_rejected) {
                         (MessageHas{{"3 examples make no batch of 4", "drop_last = false"}}));
 }
 
+BOOST_AUTO_TEST_CASE(shards_are_disjoint_runs_of_the_unsharded_batches) {
+  // 13 examples, 3 shards of batch 2: global batches of 6; the last global batch (1 example)
+  // leaves shard 0 one example and shards 1 and 2 none. Concatenating the shards' batch i in shard
+  // order gives batch i of one iterator with batch 6 and the same seed.
+  const ad::data::BatchIterator whole(indexed(13), {.batch_size = 6, .seed = 9});
+  std::vector<std::int64_t> seen;
+  for (std::int64_t epoch = 0; epoch < 2; ++epoch) {
+    for (std::int64_t i = 0; i < whole.num_batches(); ++i) {
+      std::vector<std::int64_t> joined;
+      std::vector<std::int64_t> sizes;
+      for (std::int64_t shard = 0; shard < 3; ++shard) {
+        const ad::data::BatchIterator part(
+            indexed(13), {.batch_size = 2, .seed = 9, .num_shards = 3, .shard_index = shard});
+        BOOST_TEST(part.num_batches() == 3);
+        const auto ids = row_ids(part.batch(epoch, i).features);
+        sizes.push_back(static_cast<std::int64_t>(ids.size()));
+        joined.insert(joined.end(), ids.begin(), ids.end());
+      }
+      BOOST_TEST(joined == row_ids(whole.batch(epoch, i).features),
+                 boost::test_tools::per_element());
+      if (i == 2) {
+        BOOST_TEST(sizes == (std::vector<std::int64_t>{1, 0, 0}), boost::test_tools::per_element());
+      }
+      if (epoch == 0) seen.insert(seen.end(), joined.begin(), joined.end());
+    }
+  }
+  std::sort(seen.begin(), seen.end());
+  for (std::int64_t k = 0; k < 13; ++k) BOOST_TEST(seen[static_cast<std::size_t>(k)] == k);
+  const ad::data::BatchIterator dropped(
+      indexed(13), {.batch_size = 2, .drop_last = true, .num_shards = 3, .shard_index = 1});
+  BOOST_TEST(dropped.num_batches() == 2);
+  BOOST_CHECK_EXCEPTION(
+      ad::data::BatchIterator(indexed(13), {.batch_size = 2, .num_shards = 3, .shard_index = 3}),
+      ad::ValueError, (MessageHas{{"shard_index 3 is outside [0, num_shards) with num_shards 3"}}));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,263 @@
+// The MPI environment (Boost.MPI) and the polled point-to-point transfers behind every collective.
+#include "distributed/communicator.h"
+
+#include <algorithm>
+#include <boost/mpi/communicator.hpp>
+#include <boost/mpi/environment.hpp>
+#include <boost/mpi/request.hpp>
+#include <boost/mpi/status.hpp>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace ad::distributed {
+namespace {
+
+namespace mpi = boost::mpi;
+using detail::Bytes;
+using Clock = std::chrono::steady_clock;
+
+struct State {
+  std::unique_ptr<mpi::environment> environment;  // finalizes MPI at exit, after `world`
+  std::unique_ptr<mpi::communicator> world;
+  bool initialized = false;
+  int rank = 0;
+  int size = 1;
+  std::chrono::milliseconds timeout{std::chrono::seconds(60)};
+  std::uint64_t sequence = 0;  // collectives called so far: the message tag of the next one
+  CommunicationStats stats;
+  // Buffers of transfers abandoned by a timeout: MPI may still write into them, so they live on.
+  std::vector<std::shared_ptr<Bytes>> abandoned;
+};
+
+State& state() {
+  static State instance;
+  return instance;
+}
+
+// Whether a launcher (Open MPI's mpirun, a PMI or PMIx process manager) started this process.
+bool started_by_launcher() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE", "PMI_RANK"}) {
+    if (std::getenv(name) != nullptr) return true;
+  }
+  return false;
+}
+
+// Tags stay below 32767, the smallest MPI_TAG_UB the standard allows.
+int tag_of(std::uint64_t sequence) { return static_cast<int>(sequence % 32000); }
+
+// A message: the collective's sequence number and node name, then the payload.
+std::shared_ptr<Bytes> frame(std::uint64_t sequence, std::string_view node,
+                             std::span<const char> payload) {
+  auto framed = std::make_shared<Bytes>(sizeof(std::uint64_t) + sizeof(std::uint32_t) +
+                                        node.size() + payload.size());
+  char* p = framed->data();
+  const auto name_size = static_cast<std::uint32_t>(node.size());
+  std::memcpy(p, &sequence, sizeof sequence);
+  std::memcpy(p + sizeof sequence, &name_size, sizeof name_size);
+  std::memcpy(p + sizeof sequence + sizeof name_size, node.data(), node.size());
+  if (!payload.empty()) {
+    std::memcpy(p + sizeof sequence + sizeof name_size + node.size(), payload.data(),
+                payload.size());
+  }
+  return framed;
+}
+
+// The payload of a message from `peer`, after checking it belongs to the same collective.
+Bytes unframe(const Bytes& framed, std::string_view op, std::string_view node, int peer) {
+  constexpr std::size_t kHead = sizeof(std::uint64_t) + sizeof(std::uint32_t);
+  std::uint32_t name_size = 0;
+  if (framed.size() >= kHead) std::memcpy(&name_size, framed.data() + 8, sizeof name_size);
+  if (framed.size() < kHead + name_size) {
+    throw InternalError(str(op, " '", node, "': a truncated message came from rank ", peer));
+  }
+  const std::string_view their_node(framed.data() + kHead, name_size);
+  if (their_node != node) {
+    throw InvalidArgumentError(str(op, " '", node, "': rank ", peer, " is in collective '",
+                                   their_node, "' (the ranks took different paths)"));
+  }
+  return {framed.begin() + static_cast<std::ptrdiff_t>(kHead + name_size), framed.end()};
+}
+
+struct Receive {
+  int peer = 0;
+  std::shared_ptr<Bytes> buffer = std::make_shared<Bytes>();
+  mpi::request request;
+  bool posted = false;
+  bool done = false;
+};
+
+struct Send {
+  int peer = 0;
+  mpi::request request;
+  bool done = false;
+};
+
+std::string rank_list(const std::vector<int>& ranks) {
+  std::ostringstream out;
+  out << (ranks.size() == 1 ? "rank " : "ranks ");
+  for (std::size_t i = 0; i < ranks.size(); ++i) out << (i == 0 ? "" : ", ") << ranks[i];
+  return out.str();
+}
+
+// One polling pass over the pending transfers; true when all are done.
+bool poll(const mpi::communicator& world, int tag, std::vector<Send>& sends,
+          std::vector<Receive>& receives) {
+  bool all_done = true;
+  for (Send& send : sends) {
+    if (!send.done && send.request.test()) send.done = true;
+    all_done = all_done && send.done;
+  }
+  for (Receive& receive : receives) {
+    if (!receive.posted) {
+      if (const auto status = world.iprobe(receive.peer, tag)) {
+        receive.buffer->resize(static_cast<std::size_t>(status->count<char>().value_or(0)));
+        receive.request = world.irecv(receive.peer, tag, receive.buffer->data(),
+                                      static_cast<int>(receive.buffer->size()));
+        receive.posted = true;
+      }
+    }
+    if (receive.posted && !receive.done && receive.request.test()) receive.done = true;
+    all_done = all_done && receive.done;
+  }
+  return all_done;
+}
+
+[[noreturn]] void time_out(std::string_view op, std::string_view node,
+                           const std::shared_ptr<Bytes>& framed, std::vector<Send>& sends,
+                           std::vector<Receive>& receives) {
+  State& s = state();
+  std::vector<int> missing;
+  for (Receive& receive : receives) {
+    if (receive.posted && !receive.done) receive.request.cancel();
+    if (!receive.done) missing.push_back(receive.peer);
+    s.abandoned.push_back(receive.buffer);
+  }
+  for (const Send& send : sends) {
+    if (!send.done) missing.push_back(send.peer);
+  }
+  s.abandoned.push_back(framed);
+  std::sort(missing.begin(), missing.end());
+  missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
+  const double seconds = static_cast<double>(s.timeout.count()) / 1000.0;
+  throw DeadlineExceededError(str(op, " '", node, "': rank ", s.rank, " timed out after ", seconds,
+                                  " s waiting for ", rank_list(missing),
+                                  " (failed, exited or waiting in another collective)"));
+}
+
+// Sends `payload` to `send_to` and receives one message from each of `receive_from`; returns the
+// received payloads in the order of `receive_from`.
+std::vector<Bytes> transfer(std::string_view op, std::string_view node,
+                            std::span<const char> payload, const std::vector<int>& send_to,
+                            const std::vector<int>& receive_from) {
+  State& s = state();
+  const auto start = Clock::now();
+  const std::uint64_t sequence = s.sequence++;
+  const int tag = tag_of(sequence);
+  const auto framed = frame(sequence, node, payload);
+  std::vector<Send> sends;
+  for (const int peer : send_to) {
+    sends.push_back(
+        {peer, s.world->isend(peer, tag, framed->data(), static_cast<int>(framed->size()))});
+  }
+  std::vector<Receive> receives;
+  for (const int peer : receive_from) {
+    receives.emplace_back();
+    receives.back().peer = peer;
+  }
+  const auto deadline = start + s.timeout;
+  for (std::int64_t spins = 0; !poll(*s.world, tag, sends, receives); ++spins) {
+    // MPI moves a large message in fragments only while both sides poll, so poll without pause
+    // for the first few milliseconds (giving the core away here costs a scheduler slice per
+    // fragment on a loaded machine); then yield it to other runnable threads (ranks may
+    // outnumber cores); past 200 ms the peer is slow or lost: poll every 100 us.
+    if ((spins & 255) != 0) continue;
+    const auto now = Clock::now();
+    if (now > deadline) time_out(op, node, framed, sends, receives);
+    if (now > start + std::chrono::milliseconds(200)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    } else if (now > start + std::chrono::milliseconds(5)) {
+      std::this_thread::yield();
+    }
+  }
+  s.stats.seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  s.stats.bytes_sent += static_cast<std::int64_t>(framed->size() * sends.size());
+  ++s.stats.collectives;
+  std::vector<Bytes> payloads;
+  payloads.reserve(receives.size());
+  for (const Receive& receive : receives) {
+    payloads.push_back(unframe(*receive.buffer, op, node, receive.peer));
+  }
+  return payloads;
+}
+
+}  // namespace
+
+void init(InitOptions options) {
+  State& s = state();
+  s.timeout = options.timeout;
+  if (s.initialized) return;
+  s.initialized = true;
+  if (!started_by_launcher()) return;
+  s.environment = std::make_unique<mpi::environment>(mpi::threading::serialized);
+  s.world = std::make_unique<mpi::communicator>();
+  s.rank = s.world->rank();
+  s.size = s.world->size();
+}
+
+bool initialized() { return state().initialized; }
+int rank() { return state().rank; }
+int size() { return state().size; }
+std::chrono::milliseconds timeout() { return state().timeout; }
+void set_timeout(std::chrono::milliseconds timeout) { state().timeout = timeout; }
+
+CommunicationStats communication_stats() { return state().stats; }
+
+void barrier(std::string_view what) { (void)detail::exchange(what, what, {}); }
+
+namespace detail {
+
+std::vector<Bytes> exchange(std::string_view op, std::string_view node,
+                            std::span<const char> payload) {
+  const int n = size();
+  const int me = rank();
+  if (n == 1) return {Bytes(payload.begin(), payload.end())};
+  std::vector<int> peers;
+  for (int peer = 0; peer < n; ++peer) {
+    if (peer != me) peers.push_back(peer);
+  }
+  std::vector<Bytes> received = transfer(op, node, payload, peers, peers);
+  std::vector<Bytes> all;
+  all.reserve(static_cast<std::size_t>(n));
+  auto next = received.begin();
+  for (int peer = 0; peer < n; ++peer) {
+    all.push_back(peer == me ? Bytes(payload.begin(), payload.end()) : std::move(*next++));
+  }
+  return all;
+}
+
+Bytes broadcast(std::string_view op, std::string_view node, std::span<const char> payload,
+                int root) {
+  const int n = size();
+  if (root < 0 || root >= n) {
+    throw ValueError(str(op, " '", node, "': root ", root, " is not a rank of ", n));
+  }
+  if (n == 1) return {payload.begin(), payload.end()};
+  if (rank() == root) {
+    std::vector<int> peers;
+    for (int peer = 0; peer < n; ++peer) {
+      if (peer != root) peers.push_back(peer);
+    }
+    (void)transfer(op, node, payload, peers, {});
+    return {payload.begin(), payload.end()};
+  }
+  return std::move(transfer(op, node, {}, {}, {root}).front());
+}
+
+}  // namespace detail
+}  // namespace ad::distributed

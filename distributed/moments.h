@@ -1,0 +1,22 @@
+// Statistics over the global batch, for synchronized batch normalization: every rank's
+// (count, mean, M2) merged in rank order with Chan's formula, in double.
+#pragma once
+
+#include <vector>
+
+#include "autodiff/ops/nn.h"
+#include "autodiff/tensor.h"
+
+namespace ad::distributed {
+
+// Mean and biased variance of x over `axes` (as ad::moments) across the examples of every rank:
+// each rank's two-pass local moments and element count are gathered and merged in rank order with
+// Chan et al.'s pairwise formula in double (never E[x^2] - E[x]^2, so inputs with a large mean
+// stay accurate), then rounded once to x's dtype. The kept dims must agree across ranks; the
+// reduced ones may differ, including ranks with no examples. The result is bitwise the same on
+// every rank. Differentiable at every order: the gradient all-reduces the incoming gradients of
+// the mean and the variance (the objective being the sum of the ranks' losses).
+[[nodiscard]] Moments global_moments(const Tensor& x, const std::vector<int>& axes,
+                                     bool keepdims = false);
+
+}  // namespace ad::distributed
