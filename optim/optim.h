@@ -9,6 +9,7 @@
 #include "optim/ftrl.h"
 #include "optim/gradient_descent.h"
 #include "optim/momentum.h"
+#include "optim/moving_averages.h"
 #include "optim/optimizer.h"
 #include "optim/proximal.h"
 #include "optim/rmsprop.h"
