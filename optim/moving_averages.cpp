@@ -124,8 +124,9 @@ Tensor ExponentialMovingAverage::apply(const std::vector<Tensor>& tensors) {
   Graph& graph = tensors.front().graph();
   for (const auto& t : tensors) {
     if (!t || &t.graph() != &graph || t.is_op()) {
-      throw ValueError("ExponentialMovingAverage.apply: every tensor must be an output of the "
-                       "same graph");
+      throw ValueError(
+          "ExponentialMovingAverage.apply: every tensor must be an output of the "
+          "same graph");
     }
     if (!is_floating(t.dtype()) || !t.shape().is_fully_defined()) {
       throw ValueError(str("ExponentialMovingAverage.apply: '", t.name(), "' is ", t.dtype(),

@@ -50,11 +50,11 @@ double effective_decay(double decay) {
 
 void check_against_closed_form(ad::DType dtype, bool with_num_updates, double tolerance) {
   ad::Graph g;
-  const auto w = ad::Variable::create(
-      g, "w",
-      {.shape = {2},
-       .dtype = dtype,
-       .initializer = ad::initializers::constant(to_array(kInitial, dtype))});
+  const auto w =
+      ad::Variable::create(g, "w",
+                           {.shape = {2},
+                            .dtype = dtype,
+                            .initializer = ad::initializers::constant(to_array(kInitial, dtype))});
   const auto step = ad::placeholder(g, ad::DType::Int64, {}, "step");
   ExponentialMovingAverage ema(0.99, {.num_updates = with_num_updates ? step : ad::Tensor()});
   const auto update = ema.apply({w});
@@ -172,8 +172,8 @@ BOOST_AUTO_TEST_CASE(shadows_are_named_collected_and_not_trainable_as_in_tf) {
 BOOST_AUTO_TEST_CASE(variables_to_restore_maps_average_names_to_the_model_variables) {
   ad::Graph g;
   const auto w = ad::get_variable(g, "w", {.shape = {2}});
-  (void)ad::get_variable(
-      g, "global_step", {.shape = {}, .dtype = ad::DType::Int64, .trainable = false});
+  (void)ad::get_variable(g, "global_step",
+                         {.shape = {}, .dtype = ad::DType::Int64, .trainable = false});
   ExponentialMovingAverage ema(0.9);
   (void)ema.apply({w});
   const auto map = ema.variables_to_restore();
@@ -207,7 +207,7 @@ BOOST_AUTO_TEST_CASE(apply_under_control_dependencies_leaves_the_initializer_fre
   s.run({ad::global_variables_initializer(g)});
   BOOST_TEST(s.value(w).item<double>() == 1.0);  // the initializer did not train
   BOOST_TEST(s.value(ema.average(w)).item<double>() == 1.0);
-  s.run({update});                               // trains first, then averages the new value
+  s.run({update});  // trains first, then averages the new value
   BOOST_TEST(s.value(w).item<double>() == 2.0);
   BOOST_TEST(s.value(ema.average(w)).item<double>() == 1.5);
 }
