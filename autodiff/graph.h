@@ -79,6 +79,7 @@ struct GraphKeys {
   static constexpr std::string_view LOSSES = "losses";
   static constexpr std::string_view TRAIN_OP = "train_op";
   static constexpr std::string_view GLOBAL_STEP = "global_step";
+  static constexpr std::string_view SUMMARIES = "summaries";
 };
 
 using Initializer = std::function<Tensor(Graph& graph, const Shape& shape, DType dtype)>;

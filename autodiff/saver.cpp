@@ -3,10 +3,13 @@
 // file.
 #include "autodiff/saver.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -22,6 +25,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/internal/saver_format.h"
+#include "autodiff/internal/saver_io.h"
 #include "autodiff/session.h"
 #include "autodiff/warnings.h"
 
@@ -102,12 +106,7 @@ std::size_t read_at(int fd, char* out, std::size_t size, off_t offset, const std
   return done;
 }
 
-std::string directory_of(const std::string& path) {
-  const std::size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
+using detail::directory_of;
 
 std::string random_suffix() {
   static std::atomic<std::uint64_t> counter{0};
@@ -123,26 +122,62 @@ std::string random_suffix() {
   return std::string(hex.data(), r.ptr);
 }
 
-void fault(std::string_view stage) {
-  if (detail::saver_fault_hook) detail::saver_fault_hook(stage);
+void fault(std::string_view stage) { detail::saver_fault(stage); }
+
+// True when `fd` is still the file `name` refers to (a cleaner may have removed it between our
+// open and our lock).
+bool still_named(int fd, const std::string& name) {
+  struct stat by_fd {};
+  struct stat by_name {};
+  return ::fstat(fd, &by_fd) == 0 && ::stat(name.c_str(), &by_name) == 0 &&
+         by_fd.st_dev == by_name.st_dev && by_fd.st_ino == by_name.st_ino;
 }
 
-// Writes `header` + `payload` to a fresh temporary file next to `path`, fsyncs it and renames it
-// over `path`. On any failure the temporary file is removed and `path` is untouched.
-void write_atomically(const std::string& path, std::string_view header, std::string_view payload) {
-  const std::string prefix = str("save '", path, "'");
-  std::string temp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
+// Creates a fresh temporary file next to `path`, locked (flock) so that remove_stray_temporaries
+// leaves it alone while this process lives. Returns its descriptor and sets `temp` to its name.
+int create_locked_temporary(const std::string& path, const std::string& prefix, std::string& temp) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
     temp = str(path, ".tmp.", random_suffix());
-    fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd < 0 && errno != EEXIST) {
       throw_io(str(prefix, ": cannot create a temporary file in '", directory_of(path), "'"),
                errno);
     }
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && still_named(fd, temp)) return fd;
+    ::close(fd);  // taken over by a cleaner in between: try another name
   }
-  if (fd < 0) throw_io(str(prefix, ": cannot create a temporary file"), EEXIST);
-  FileDescriptor file(fd);
+  throw_io(str(prefix, ": cannot create a temporary file"), EEXIST);
+}
+
+// A name "<base>.tmp.<1 to 16 hex digits>", or with `any_step` "<base>-<step>.tmp.<hex>".
+bool is_temporary_of(std::string_view name, std::string_view base, bool any_step) {
+  if (name.size() <= base.size() + 5 || !name.starts_with(base)) return false;
+  name.remove_prefix(base.size());
+  if (any_step) {
+    if (!name.starts_with('-')) return false;
+    name.remove_prefix(1);
+    if (name.starts_with('-')) name.remove_prefix(1);
+    const std::size_t digits = name.find_first_not_of("0123456789");
+    if (digits == 0 || digits == std::string_view::npos) return false;
+    name.remove_prefix(digits);
+  }
+  if (!name.starts_with(".tmp.")) return false;
+  name.remove_prefix(5);
+  if (name.size() > 16) return false;
+  for (const char c : name) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+// Writes `header` + `payload` to a fresh temporary file next to `path`, fsyncs it and renames it
+// over `path`. On any failure the temporary file is removed and `path` is untouched.
+void write_atomically(const std::string& path, std::string_view header, std::string_view payload,
+                      const std::string& prefix) {
+  std::string temp;
+  FileDescriptor file(create_locked_temporary(path, prefix, temp));
+  const int fd = file.get();
   try {
     write_all(fd, header, prefix);
     const std::size_t half = payload.size() / 2;
@@ -151,11 +186,12 @@ void write_atomically(const std::string& path, std::string_view header, std::str
     write_all(fd, payload.substr(half), prefix);
     fault("fsync");
     if (::fsync(fd) != 0) throw_io(str(prefix, ": fsync failed"), errno);
-    if (file.close() != 0) throw_io(str(prefix, ": close failed"), errno);
     fault("rename");
+    // Renamed while still open and locked, so no cleaner can take the file meanwhile.
     if (::rename(temp.c_str(), path.c_str()) != 0) {
       throw_io(str(prefix, ": cannot rename '", temp, "' into place"), errno);
     }
+    if (file.close() != 0) throw_io(str(prefix, ": close failed"), errno);
   } catch (...) {
     ::unlink(temp.c_str());
     throw;
@@ -228,21 +264,102 @@ void warn_about_left_out_siblings(const Graph& graph,
 
 }  // namespace
 
+namespace detail {
+
+std::string directory_of(const std::string& path) {
+  const std::size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+void saver_fault(std::string_view stage) {
+  if (saver_fault_hook) saver_fault_hook(stage);
+}
+
+void write_file_atomically(const std::string& path, std::string_view header,
+                           std::string_view payload, const std::string& what) {
+  write_atomically(path, header, payload, what);
+}
+
+void remove_stray_temporaries(const std::string& path, bool any_step) {
+  const std::string directory = directory_of(path);
+  const std::size_t slash = path.rfind('/');
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  DIR* dir = ::opendir(directory.c_str());
+  if (dir == nullptr) return;  // the save or restore itself reports a missing directory
+  std::vector<std::string> candidates;
+  while (const dirent* entry = ::readdir(dir)) {
+    if (is_temporary_of(entry->d_name, base, any_step)) candidates.emplace_back(entry->d_name);
+  }
+  ::closedir(dir);
+  for (const auto& name : candidates) {
+    const std::string full = directory == "." && slash == std::string::npos
+                                 ? name
+                                 : str(directory == "/" ? "" : directory, "/", name);
+    const int fd = ::open(full.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) continue;
+    const FileDescriptor file(fd);
+    struct stat info {};
+    if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) continue;
+    // A live save holds its lock until its rename; a killed one released it with the process.
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && still_named(fd, full)) ::unlink(full.c_str());
+  }
+}
+
+}  // namespace detail
+
 Saver::Saver(Graph& graph, std::vector<Variable> var_list, SaverOptions options)
-    : graph_(&graph), var_list_(std::move(var_list)), options_(options) {
+    : graph_(&graph), var_list_(std::move(var_list)), options_(std::move(options)) {
   if (var_list_.empty()) var_list_ = global_variables(graph);
   if (var_list_.empty()) throw ValueError("Saver: no variables to save");
-  std::set<std::string, std::less<>> names;
   for (const auto& v : var_list_) {
     if (!v) throw ValueError("Saver: the variable list holds an empty Variable");
+    names_.push_back(v.name());
+  }
+  check_list();
+  warn_about_left_out_siblings(graph, {names_.begin(), names_.end()});
+}
+
+Saver::Saver(Named /*tag*/, Graph& graph, std::vector<std::pair<std::string, Variable>> names,
+             SaverOptions options)
+    : graph_(&graph), options_(std::move(options)) {
+  if (names.empty()) throw ValueError("Saver: the name -> variable map is empty");
+  for (auto& [name, v] : names) {
+    if (!v) throw ValueError(str("Saver: '", name, "' maps to an empty Variable"));
+    if (name.empty()) throw ValueError(str("Saver: variable '", v.name(), "' has an empty name"));
+    names_.push_back(std::move(name));
+    var_list_.push_back(v);
+  }
+  check_list();
+}
+
+void Saver::check_list() {
+  std::set<std::string, std::less<>> names;
+  for (std::size_t i = 0; i < var_list_.size(); ++i) {
+    const Variable& v = var_list_[i];
     if (&v.graph() != graph_) {
       throw ValueError(str("Saver: variable '", v.name(), "' belongs to another graph"));
     }
-    if (!names.insert(v.name()).second) {
-      throw ValueError(str("Saver: variable '", v.name(), "' is listed twice"));
+    if (!names.insert(names_[i]).second) {
+      throw ValueError(str("Saver: variable '", names_[i], "' is listed twice"));
     }
   }
-  warn_about_left_out_siblings(graph, names);
+  if (options_.max_to_keep < 0) {
+    throw ValueError(str("Saver: max_to_keep is ", options_.max_to_keep, "; use 0 to keep all"));
+  }
+  if (!(options_.keep_checkpoint_every_n_hours > 0)) {
+    throw ValueError(str("Saver: keep_checkpoint_every_n_hours must be positive, got ",
+                         options_.keep_checkpoint_every_n_hours));
+  }
+  // As TF: the first checkpoint kept for good is one made n hours after the Saver.
+  next_checkpoint_time_ =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() +
+      options_.keep_checkpoint_every_n_hours * 3600;
+  if (options_.latest_filename.empty() || options_.latest_filename.find('/') != std::string::npos) {
+    throw ValueError(
+        str("Saver: latest_filename '", options_.latest_filename, "' must be a plain file name"));
+  }
 }
 
 void Saver::save(Session& session, const std::string& path) const {
@@ -253,9 +370,10 @@ void Saver::save(Session& session, const std::string& path) const {
   if (path.empty()) throw ValueError("save: the path is empty");
   std::vector<CheckpointEntry> entries;
   entries.reserve(var_list_.size());
-  for (const auto& v : var_list_) {
+  for (std::size_t i = 0; i < var_list_.size(); ++i) {
+    const Variable& v = var_list_[i];
     try {
-      entries.push_back({v.name(), session.value(v)});
+      entries.push_back({names_[i], session.value(v)});
     } catch (const FailedPreconditionError& e) {
       throw FailedPreconditionError(str(prefix, ": ", e.what()));
     }
@@ -270,7 +388,8 @@ void Saver::save(Session& session, const std::string& path) const {
   } catch (const std::exception& e) {
     throw InternalError(str(prefix, ": encoding failed: ", e.what()));
   }
-  write_atomically(path, detail::checkpoint_header(options_.format, payload), payload);
+  detail::remove_stray_temporaries(path);
+  write_atomically(path, detail::checkpoint_header(options_.format, payload), payload, prefix);
 }
 
 void Saver::restore(Session& session, const std::string& path) const {
@@ -278,30 +397,88 @@ void Saver::restore(Session& session, const std::string& path) const {
   if (&session.graph() != graph_) {
     throw ValueError(str(prefix, ": the session runs another graph than the Saver's"));
   }
+  detail::remove_stray_temporaries(path);
   const std::vector<CheckpointEntry> entries = read_checkpoint(path);
   std::map<std::string_view, const CheckpointEntry*, std::less<>> by_name;
   for (const auto& e : entries) by_name.emplace(e.name, &e);
   // Validate everything before the first change.
   std::vector<const Array*> values;
   values.reserve(var_list_.size());
-  for (const auto& v : var_list_) {
-    const auto it = by_name.find(v.name());
+  for (std::size_t i = 0; i < var_list_.size(); ++i) {
+    const Variable& v = var_list_[i];
+    const auto it = by_name.find(names_[i]);
     if (it == by_name.end()) {
-      throw NotFoundError(str(prefix, ": variable '", v.name(), "' is not in the checkpoint (it ",
+      throw NotFoundError(str(prefix, ": variable '", names_[i], "' is not in the checkpoint (it ",
                               "holds ", entries.size(), " variables)"));
     }
     const Array& value = it->second->value;
     if (value.dtype() != v.dtype()) {
-      throw InvalidArgumentError(str(prefix, ": '", v.name(), "' is ", value.dtype(),
+      throw InvalidArgumentError(str(prefix, ": '", names_[i], "' is ", value.dtype(),
                                      " in the file but ", v.dtype(), " in the model"));
     }
     if (!(value.shape() == v.shape())) {
-      throw InvalidArgumentError(str(prefix, ": '", v.name(), "' is ", value.shape(),
+      throw InvalidArgumentError(str(prefix, ": '", names_[i], "' is ", value.shape(),
                                      " in the file but ", v.shape(), " in the model"));
     }
     values.push_back(&value);
   }
   for (std::size_t i = 0; i < var_list_.size(); ++i) session.set_value(var_list_[i], *values[i]);
+}
+
+namespace {
+
+// A file, or a directory standing for its latest checkpoint.
+std::string resolve_checkpoint(const std::string& path, const char* what) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) return path;
+  const auto latest = latest_checkpoint(path);
+  if (!latest) {
+    throw NotFoundError(str(what, " '", path, "': the directory has no checkpoint state file"));
+  }
+  return *latest;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, Shape>> list_variables(const std::string& path) {
+  const std::string file = resolve_checkpoint(path, "list_variables");
+  std::vector<std::pair<std::string, Shape>> out;
+  for (const auto& entry : read_checkpoint(file)) out.emplace_back(entry.name, entry.value.shape());
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+Array load_variable(const std::string& path, const std::string& name) {
+  const std::string file = resolve_checkpoint(path, "load_variable");
+  std::vector<CheckpointEntry> entries = read_checkpoint(file);
+  for (auto& entry : entries) {
+    if (entry.name == name) return std::move(entry.value);
+  }
+  std::sort(entries.begin(), entries.end(), [&](const auto& a, const auto& b) {
+    return std::pair(edit_distance(a.name, name), a.name) <
+           std::pair(edit_distance(b.name, name), b.name);
+  });
+  std::string closest;
+  for (std::size_t i = 0; i < entries.size() && i < 3; ++i) {
+    closest += str(i == 0 ? "" : ", ", "'", entries[i].name, "'");
+  }
+  throw NotFoundError(str("load_variable '", file, "': no variable '", name, "' (", entries.size(),
+                          " variables; closest: ", closest.empty() ? "none" : closest, ")"));
 }
 
 }  // namespace ad

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad::distributed {
 

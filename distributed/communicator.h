@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "autodiff/error.h"
+#include "gradtape/autodiff/error.h"
 
 namespace ad::distributed {
 

@@ -1,8 +1,8 @@
 // Everything of gradtape::distributed: the process group, collective ops, data-parallel training.
 #pragma once
 
-#include "distributed/checkpoint.h"
-#include "distributed/collectives.h"
-#include "distributed/communicator.h"
-#include "distributed/moments.h"
-#include "distributed/optimizer.h"
+#include "gradtape/distributed/checkpoint.h"
+#include "gradtape/distributed/collectives.h"
+#include "gradtape/distributed/communicator.h"
+#include "gradtape/distributed/moments.h"
+#include "gradtape/distributed/optimizer.h"

@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "autodiff/ops/nn.h"
-#include "autodiff/tensor.h"
+#include "gradtape/autodiff/ops/nn.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad::distributed {
 

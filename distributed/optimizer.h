@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
-#include "autodiff/tensor.h"
-#include "autodiff/variable.h"
-#include "distributed/collectives.h"
-#include "optim/optimizer.h"
+#include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/variable.h"
+#include "gradtape/distributed/collectives.h"
+#include "gradtape/optim/optimizer.h"
 
 namespace ad {
 class Graph;

@@ -13,3 +13,4 @@
 #include "gradtape/optim/proximal.h"
 #include "gradtape/optim/rmsprop.h"
 #include "gradtape/optim/schedules.h"
+#include "gradtape/optim/moving_averages.h"

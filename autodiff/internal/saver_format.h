@@ -18,7 +18,9 @@
 namespace ad::detail {
 
 // For tests only: when set, save() calls it at each stage ("write": half the bytes written,
-// "fsync", "rename": just before the rename) so a test can inject a failure or a crash there.
+// "fsync", "rename": just before the rename; "state": after a managed save's checkpoint is in
+// place, before its state file is written; "rotate": after the state file, before old checkpoints
+// are deleted) so a test can inject a failure or a crash there.
 extern std::function<void(std::string_view stage)> saver_fault_hook;
 
 struct CheckpointEntry {
