@@ -9,7 +9,7 @@
 #include "autodiff/error.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/summary_proto.h"
+#include "autodiff/internal/summary_proto.h"
 
 namespace ad::summary {
 

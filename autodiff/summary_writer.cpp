@@ -13,7 +13,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/summary.h"
-#include "autodiff/summary_proto.h"
+#include "autodiff/internal/summary_proto.h"
 
 namespace ad::summary {
 

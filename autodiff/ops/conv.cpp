@@ -17,7 +17,7 @@
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/internal/gemm.h"
 #include "autodiff/ops/internal/op_errors.h"
-#include "autodiff/ops/conv_onednn.h"
+#include "autodiff/ops/internal/conv_onednn.h"
 
 namespace ad {
 

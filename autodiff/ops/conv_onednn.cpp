@@ -9,7 +9,7 @@
 // size depends only on the batch size; each chunk runs a primitive created and executed with one
 // thread, and the chunks' filter gradients are added in chunk order (in double). Every result is
 // then bitwise the same with any number of OpenMP threads.
-#include "autodiff/ops/conv_onednn.h"
+#include "autodiff/ops/internal/conv_onednn.h"
 
 #include <omp.h>
 
