@@ -9,4 +9,5 @@
 #include "layers/flatten.h"
 #include "layers/losses.h"
 #include "layers/metrics.h"
+#include "layers/normalization.h"
 #include "layers/pooling.h"

@@ -16,6 +16,7 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/channel_stats.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/layer_norm.h"
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/reduce.h"
 
@@ -178,6 +179,36 @@ std::vector<Tensor> record_moments(const Tensor& x, const std::vector<int>& reso
                           ChannelAttrs{resolved}, "ChannelMoments");
 }
 
+// Gradient of normalize with `fused`: dx from fused_batch_norm_grad on dy * scale (gamma folded
+// into the upstream gradient, so the kernel runs without a scale), the parameter gradients as
+// sums over their broadcast axes, and the direct terms of gradients arriving at the statistics
+// (outputs 1 and 2, which the recorded gradient reads again when differentiated a second time):
+// d mean/dx = 1/N, d var/dx = 2 (x - mean)/N.
+std::vector<Tensor> normalize_gradient(const std::vector<Tensor>& in,
+                                       const std::vector<Tensor>& out,
+                                       const std::vector<Tensor>& dys, int scale_slot,
+                                       int offset_slot, double epsilon,
+                                       const std::vector<int>& axes) {
+  std::vector<Tensor> grads(in.size());
+  const Tensor& x = in[0];
+  const Tensor& mean = out[1];
+  const Tensor& variance = out[2];
+  const Tensor scale = scale_slot < 0 ? Tensor() : in[static_cast<std::size_t>(scale_slot)];
+  if (const Tensor& dy = dys[0]) {
+    const Tensor dx_hat = scale ? dy * scale : dy;
+    grads[0] = fused_batch_norm_grad({dx_hat, x, {}, mean, variance}, epsilon, axes, true).dx;
+    if (scale) {
+      const Tensor x_hat = (x - mean) * rsqrt(variance + epsilon);
+      grads[static_cast<std::size_t>(scale_slot)] = sum_to_shape_of(dy * x_hat, scale);
+    }
+    if (offset_slot >= 0) {
+      const Tensor& offset = in[static_cast<std::size_t>(offset_slot)];
+      grads[static_cast<std::size_t>(offset_slot)] = sum_to_shape_of(dy, offset);
+    }
+  }
+  return detail::add_statistics_gradient(x, mean, dys[1], dys[2], std::move(grads));
+}
+
 }  // namespace
 
 // Mean and biased variance as one ChannelMoments node (the family's blocked reduction, see
@@ -198,6 +229,17 @@ Moments moments(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
 }
 
 namespace detail {
+
+std::vector<Tensor> add_statistics_gradient(const Tensor& x, const Tensor& mean,
+                                            const Tensor& dmean, const Tensor& dvariance,
+                                            std::vector<Tensor> grads) {
+  if (!dmean && !dvariance) return grads;
+  Tensor extra = broadcast_like(dmean ? dmean : zeros_like(mean), x);
+  if (dvariance) extra = extra + dvariance * (x - mean) * 2.0;
+  extra = extra / (cast(size(x), x.dtype()) / cast(size(mean), x.dtype()));
+  grads[0] = grads[0] ? grads[0] + extra : extra;
+  return grads;
+}
 
 Tensor centered_variance(const Tensor& x, const Tensor& centre, const std::vector<int>& axes,
                          bool keepdims) {
@@ -292,6 +334,39 @@ Tensor normalize_channels(const Tensor& x, const Tensor& mean, const Tensor& var
   if (scale) inv = inv * scale;
   const Tensor shift = offset ? offset - mean * inv : -(mean * inv);
   return channel_affine(x, inv, shift, reduction_axes);
+}
+
+Tensor normalize(const NormalizeInputs& inputs, double epsilon,
+                 const std::vector<int>& reduction_axes, bool fused) {
+  require_floating_input("normalize", inputs.x);
+  const auto axes = resolve_channel_axes(reduction_axes, inputs.x.shape().rank(), "normalize");
+  std::vector<Tensor> list{inputs.x};
+  int scale_slot = -1;
+  int offset_slot = -1;
+  if (inputs.scale) {
+    scale_slot = static_cast<int>(list.size());
+    list.push_back(inputs.scale);
+  }
+  if (inputs.offset) {
+    offset_slot = static_cast<int>(list.size());
+    list.push_back(inputs.offset);
+  }
+  auto forward = [&](const std::vector<Tensor>& in) {
+    const Tensor scale = scale_slot < 0 ? Tensor() : in[static_cast<std::size_t>(scale_slot)];
+    const Tensor offset = offset_slot < 0 ? Tensor() : in[static_cast<std::size_t>(offset_slot)];
+    const auto [mean, variance] = channel_moments(in[0], axes);
+    return std::vector<Tensor>{batch_normalization(in[0], mean, variance, offset, scale, epsilon),
+                               mean, variance};
+  };
+  if (!fused) return forward(list)[0];
+  if (Tensor y = detail::fused_layer_norm(inputs, epsilon, axes)) return y;
+  return custom_gradient(list, forward,
+                         [=](const std::vector<Tensor>& in, const std::vector<Tensor>& out,
+                             const std::vector<Tensor>& dys) {
+                           return normalize_gradient(in, out, dys, scale_slot, offset_slot, epsilon,
+                                                     axes);
+                         })
+      .front();
 }
 
 }  // namespace nn

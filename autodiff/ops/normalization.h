@@ -132,6 +132,26 @@ struct FusedBatchNorm {
                                               const std::vector<int>& reduction_axes,
                                               bool training);
 
+// ---- layer, group and instance normalization ----------------------------------------------------
+
+// The inputs of normalize; `scale` and `offset` may be empty.
+struct NormalizeInputs {
+  Tensor x{};
+  Tensor scale{};   // broadcasts against x (e.g. along the normalized axes for layer norm)
+  Tensor offset{};  // likewise
+};
+
+// y = (x - mean) * rsqrt(variance + epsilon) * scale + offset, with the mean and biased variance
+// of x over `reduction_axes` (one statistic per index of the other axes: per example for layer
+// norm, per example and group for group norm) and scale/offset broadcasting against x, in TF's
+// nn.batch_normalization op order. Composed from channel_moments and nn::batch_normalization;
+// with `fused` the gradient is hand-written instead: dx is fused_batch_norm_grad (training) applied
+// to dy * scale, dscale = sum(dy * x_hat) and doffset = sum(dy) over the axes scale and offset
+// were broadcast along. Values are identical either way; gradients agree to rounding, to any
+// order.
+[[nodiscard]] Tensor normalize(const NormalizeInputs& inputs, double epsilon,
+                               const std::vector<int>& reduction_axes, bool fused = true);
+
 }  // namespace nn
 
 namespace detail {
