@@ -2,7 +2,9 @@
 // thread on both sides: training forward+backward (gradtape: one Session::run of a group of y, dx,
 // dgamma, dbeta and the moving-statistics updates; LibTorch: torch::batch_norm and
 // torch::autograd::grad) and inference forward, for gradtape's fused and composed (fused=false)
-// paths, against the machine's copy bandwidth measured in the same run. Prints a Markdown table.
+// paths, against the machine's copy bandwidth measured in the same run; then layer normalization
+// over the last axis (torch::layer_norm + autograd::grad against ad::layers::layer_normalization,
+// fused and composed) on (256,1024) and (64,768) training steps. Prints a Markdown table.
 //
 //   batch_norm_vs_torch [--rounds N] [--only SUBSTRING]
 #include <omp.h>
@@ -11,12 +13,14 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "autodiff/autodiff.h"
 #include "layers/batch_normalization.h"
+#include "layers/normalization.h"
 #include "side_by_side.h"
 
 namespace {
@@ -148,6 +152,112 @@ void print_row(const Row& r, const bench::CopyBandwidth& copy) {
   std::fflush(stdout);
 }
 
+// Layer norm over the last axis, one training step (y, dx, dgamma, dbeta), side by side.
+void layer_norm_rows(const std::string& only, int rounds, const bench::CopyBandwidth& copy) {
+  const std::vector<std::vector<std::int64_t>> shapes{{256, 1024}, {64, 768}};
+  for (const auto& dims : shapes) {
+    const std::string name = "LN (" + std::to_string(dims[0]) + "," + std::to_string(dims[1]) + ")";
+    if (!only.empty() && name.find(only) == std::string::npos) continue;
+    const std::int64_t n = dims[0] * dims[1];
+    const std::int64_t width = dims[1];
+    const auto x_values = random_vector(n, 1, 0.5f, 2.0f);
+    const auto dy_values = random_vector(n, 2, 0.0f, 1.0f);
+    const auto params = random_vector(2 * width, 3, 1.0f, 0.2f);
+    const auto blob = [&](const float* p, std::vector<std::int64_t> shape) {
+      return torch::from_blob(const_cast<float*>(p), shape, torch::kFloat32).clone();
+    };
+    auto x = blob(x_values.data(), dims).requires_grad_(true);
+    auto dy = blob(dy_values.data(), dims);
+    auto gamma = blob(params.data(), {width}).requires_grad_(true);
+    auto beta = blob(params.data() + width, {width}).requires_grad_(true);
+    std::vector<torch::Tensor> torch_out;
+    const auto torch_step = [&] {
+      auto y = torch::layer_norm(x, {width}, gamma, beta, kEpsilon);
+      auto grads = torch::autograd::grad({y}, {x, gamma, beta}, {dy});
+      torch_out = {y.detach(), grads[0], grads[1], grads[2]};
+    };
+    struct Side {
+      ad::Graph graph;
+      std::vector<ad::Tensor> fetches;
+      ad::Tensor step;
+      ad::FeedDict feeds;
+      std::unique_ptr<ad::Session> session;
+    };
+    const auto make_side = [&](Side& side, bool fused) {
+      const ad::Shape shape(dims);
+      auto xt = ad::placeholder(side.graph, ad::DType::Float32, shape, "x");
+      auto dyt = ad::placeholder(side.graph, ad::DType::Float32, shape, "dy");
+      const auto init = [&](std::int64_t k) {
+        return ad::initializers::constant(ad::Array::from(
+            std::vector<float>(params.begin() + k * width, params.begin() + (k + 1) * width),
+            ad::Shape{width}));
+      };
+      auto y = ad::layers::layer_normalization(xt, {.epsilon = kEpsilon,
+                                                    .beta_initializer = init(1),
+                                                    .gamma_initializer = init(0),
+                                                    .fused = fused});
+      const auto vars = ad::trainable_variables(side.graph);
+      const auto grads = ad::gradients({y}, {xt, vars[0], vars[1]}, {dyt});
+      side.fetches = {y, grads[0], grads[1], grads[2]};
+      side.step = ad::group(side.fetches);
+      side.feeds = {{xt, ad::Array::from(x_values, shape)},
+                    {dyt, ad::Array::from(dy_values, shape)}};
+      side.session = std::make_unique<ad::Session>(side.graph);
+      side.session->run({ad::global_variables_initializer(side.graph)});
+    };
+    Side fused, composed;
+    make_side(fused, true);
+    make_side(composed, false);
+    std::vector<std::vector<double>> reference;
+    {
+      auto xd = x.detach().to(torch::kFloat64).requires_grad_(true);
+      auto gd = gamma.detach().to(torch::kFloat64).requires_grad_(true);
+      auto bd = beta.detach().to(torch::kFloat64).requires_grad_(true);
+      auto yd = torch::layer_norm(xd, {width}, gd, bd, kEpsilon);
+      std::vector<torch::Tensor> outs{yd.detach()};
+      for (auto& g : torch::autograd::grad({yd}, {xd, gd, bd}, {dy.to(torch::kFloat64)}))
+        outs.push_back(g);
+      for (auto& t : outs) {
+        auto u = t.contiguous();
+        reference.emplace_back(u.data_ptr<double>(), u.data_ptr<double>() + u.numel());
+      }
+    }
+    torch_step();
+    double error_torch = 0;
+    for (std::size_t f = 0; f < reference.size(); ++f) {
+      auto u = torch_out[f].to(torch::kFloat64).contiguous();
+      error_torch = std::max(
+          error_torch,
+          scaled_error(reference[f], {u.data_ptr<double>(), u.data_ptr<double>() + u.numel()}));
+    }
+    const auto error_of = [&](Side& side) {
+      const auto values = side.session->run(side.fetches, side.feeds);
+      double m = 0;
+      for (std::size_t f = 0; f < values.size(); ++f) {
+        const auto v = values[f].data<float>();
+        m = std::max(m, scaled_error(reference[f], std::vector<double>(v.begin(), v.end())));
+      }
+      return m;
+    };
+    const double error_fused = error_of(fused);
+    const double error_composed = error_of(composed);
+    const auto timings = bench::time_interleaved(
+        {torch_step, [&] { (void)fused.session->run({fused.step}, fused.feeds); },
+         [&] { (void)composed.session->run({composed.step}, composed.feeds); }},
+        rounds, 0.02);
+    const double bytes = 5.0 * static_cast<double>(n) * sizeof(float);
+    const auto row = [&](const char* side, const bench::Timing& t, double diff) {
+      const bool reference_row = &t == &timings[0];
+      print_row({name, "train fwd+bwd", side, t, bytes, reference_row ? 0 : timings[0].wall,
+                 reference_row ? 0 : timings[0].cpu, diff},
+                copy);
+    };
+    row("LibTorch layer_norm + autograd::grad", timings[0], error_torch);
+    row("gradtape layer_normalization fused", timings[1], error_fused);
+    row("gradtape layer_normalization composed (fused=false)", timings[2], error_composed);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -271,6 +381,7 @@ int main(int argc, char** argv) {
       row("gradtape composed (fused=false)", timings[3], error_composed);
     }
   }
+  layer_norm_rows(only, rounds, copy);
   std::printf(
       "\nwall/CPU: median per iteration over %d interleaved rounds. Effective bandwidth = bytes "
       "that must move (forward reads x, writes y; backward reads x and dy, writes dx) / CPU time; "

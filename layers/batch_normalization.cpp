@@ -145,8 +145,7 @@ std::pair<Tensor, Tensor> compose(const Tensor& inner_scale, const Tensor& inner
 
 }  // namespace
 
-// ---- construction and build
-// ------------------------------------------------------------------------
+// ---- construction and build --------------------------------------------------------------------
 
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
     : options_(std::move(options)) {
@@ -345,8 +344,8 @@ std::vector<Tensor> BatchNormalization::updates() const {
   return updates_;
 }
 
-// ---- the call
-// ----------------------------------------------------------------------------------------
+// ---- operator(): the first call builds the layer in its scope, later ones re-enter the scope
+// -----
 
 Tensor BatchNormalization::operator()(const Tensor& inputs, std::optional<Predicate> training) {
   if (!inputs) throw ValueError("batch_normalization: the input is an empty Tensor");
@@ -372,166 +371,251 @@ Tensor BatchNormalization::operator()(const Tensor& inputs, std::optional<Predic
   return call(inputs, pred);
 }
 
-Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training) {
-  Graph& graph = inputs.graph();
+// ---- the call: inference, training, moving averages, update ops ------------------------------
+
+// New values of the moving statistics from a training call, or (in the inference branch of a
+// cond on a training tensor) their current values.
+struct BatchNormalization::MovingStatistics {
+  Tensor mean;
+  Tensor variance;
+  Tensor stddev;  // renorm only, like the two below
+  Tensor renorm_mean;
+  Tensor renorm_stddev;
+
+  // The present entries in this order (a cond's outputs).
+  [[nodiscard]] std::vector<Tensor> list() const {
+    std::vector<Tensor> out{mean, variance};
+    if (stddev) out.insert(out.end(), {stddev, renorm_mean, renorm_stddev});
+    return out;
+  }
+  static MovingStatistics from_list(const std::vector<Tensor>& values, std::size_t first) {
+    MovingStatistics m;
+    m.mean = values[first];
+    m.variance = values[first + 1];
+    if (values.size() > first + 2) {
+      m.stddev = values[first + 2];
+      m.renorm_mean = values[first + 3];
+      m.renorm_stddev = values[first + 4];
+    }
+    return m;
+  }
+};
+
+// A training call's output with the batch statistics in the layout the kernels used (`mean`,
+// keepdims) and in the parameter shape (what the moving averages receive).
+struct BatchNormalization::TrainingOutput {
+  Tensor y;
+  Tensor mean;
+  Tensor stat_mean;
+  Tensor stat_variance;
+};
+
+Tensor BatchNormalization::param(const Variable& v) const {
+  return v ? reshape_to(v.value(), config_.broadcast_shape) : Tensor();
+}
+
+// Inference: normalize with the moving statistics.
+Tensor BatchNormalization::inference(const Tensor& x) const {
   const BatchNormalizationConfig& c = config_;
-  const DType dtype = c.dtype;
+  const Tensor gamma = param(gamma_);
+  const Tensor beta = param(beta_);
+  const Tensor mean = param(moving_mean_);
+  const Tensor variance = param(moving_variance_);
+  if (c.fused_gradient) {
+    return nn::fused_batch_norm(
+               {.x = x, .scale = gamma, .offset = beta, .mean = mean, .variance = variance},
+               c.epsilon, c.reduction_axes, false)
+        .y;
+  }
+  return nn::batch_normalization(x, mean, variance, beta, gamma, c.epsilon);
+}
+
+// Renorm (spec §5.5): r = stddev / renorm_stddev and d = (mean - renorm_mean) / renorm_stddev,
+// clipped and without gradient, composed before (scale, offset).
+std::pair<Tensor, Tensor> BatchNormalization::renorm_correction(const Tensor& stat_mean,
+                                                                const Tensor& stat_variance,
+                                                                const Tensor& scale,
+                                                                const Tensor& offset) const {
+  Graph& graph = stat_mean.graph();
+  const DType dtype = config_.dtype;
+  const double eps = config_.epsilon;
+  const Tensor stddev = sqrt(stat_variance + eps);
+  const Tensor rho = maximum(renorm_stddev_.value(), scalar(graph, std::sqrt(eps), dtype));
+  Tensor r = stddev / rho;
+  Tensor d = (stat_mean - renorm_mean_.value()) / rho;
+  const auto& clip = options_.renorm_clipping;
+  if (auto it = clip.find("rmin"); it != clip.end())
+    r = maximum(r, as_tensor(graph, it->second, dtype));
+  if (auto it = clip.find("rmax"); it != clip.end())
+    r = minimum(r, as_tensor(graph, it->second, dtype));
+  if (auto it = clip.find("dmax"); it != clip.end()) {
+    const Tensor dmax = as_tensor(graph, it->second, dtype);
+    d = minimum(maximum(d, -dmax), dmax);
+  }
+  r = reshape_to(stop_gradient(r), config_.broadcast_shape);
+  d = reshape_to(stop_gradient(d), config_.broadcast_shape);
+  return compose(r, d, scale, offset);
+}
+
+// Training through the composed primitives (fused=false, renorm, virtual batches, adjustment).
+BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tensor& inputs,
+                                                                      const Tensor& x,
+                                                                      const Tensor& gamma,
+                                                                      const Tensor& beta) const {
+  const BatchNormalizationConfig& c = config_;
+  auto to_param = [&](const Tensor& t) { return reshape_to(t, c.param_shape); };
+  TrainingOutput out;
+  const auto [mean, variance] = nn::exact_moments(x, c.reduction_axes);
+  out.mean = mean;
+  if (options_.virtual_batch_size) {  // average the per-group statistics over the groups (§5.6)
+    out.stat_mean = to_param(reduce_mean(mean, {1}, true));
+    out.stat_variance = to_param(reduce_mean(variance, {1}, true));
+  } else {
+    out.stat_mean = to_param(mean);
+    out.stat_variance = to_param(variance);
+  }
+  Tensor scale = gamma;
+  Tensor offset = beta;
+  if (options_.adjustment) {
+    const auto [adj_scale, adj_bias] = options_.adjustment(shape(inputs));
+    if (!adj_scale || !adj_bias)
+      throw ValueError(str(label(scope_name_), ": adjustment returned an empty Tensor"));
+    std::tie(scale, offset) = compose(adj_scale, adj_bias, scale, offset);
+  }
+  if (options_.renorm) {
+    std::tie(scale, offset) = renorm_correction(out.stat_mean, out.stat_variance, scale, offset);
+  }
+  out.y = nn::batch_normalization(x, mean, variance, offset, scale, c.epsilon);
+  return out;
+}
+
+BatchNormalization::TrainingOutput BatchNormalization::train(const Tensor& inputs,
+                                                             const Tensor& x) const {
+  const BatchNormalizationConfig& c = config_;
+  const Tensor gamma = param(gamma_);
+  const Tensor beta = param(beta_);
+  if (!c.fused_gradient) return train_composed(inputs, x, gamma, beta);
+  const auto outs = nn::fused_batch_norm({.x = x, .scale = gamma, .offset = beta}, c.epsilon,
+                                         c.reduction_axes, true);
+  return {outs.y, outs.mean, reshape_to(outs.mean, c.param_shape),
+          reshape_to(outs.variance, c.param_shape)};
+}
+
+// TF's update rule, `momentum` weighting the old statistic: v - (v - batch value) * (1 - momentum).
+BatchNormalization::MovingStatistics BatchNormalization::moving_averages(
+    const TrainingOutput& batch, const Tensor& x) const {
+  Graph& graph = x.graph();
+  const DType dtype = config_.dtype;
+  const double eps = config_.epsilon;
+  Tensor stat_variance = batch.stat_variance;
+  if (config_.tf_fused) {  // TF's fused kernel hands the unbiased variance to the moving average
+    const Tensor n = cast(size(x), dtype) / cast(size(batch.mean), dtype);
+    stat_variance = stat_variance * (n / maximum(n - 1.0, scalar(graph, 1.0, dtype)));
+  }
+  const Tensor decay_main = decay(graph, options_.momentum, dtype);
+  auto moved = [&](const Variable& v, const Tensor& value, const Tensor& rate) {
+    const Tensor current = v.value();
+    return current - (current - value) * rate;
+  };
+  MovingStatistics m;
+  m.mean = moved(moving_mean_, batch.stat_mean, decay_main);
+  if (!options_.renorm) {
+    m.variance = moved(moving_variance_, stat_variance, decay_main);
+    return m;
+  }
+  const Tensor stddev = sqrt(stat_variance + eps);
+  m.stddev = moved(moving_stddev_, stddev, decay_main);
+  m.variance = maximum(square(m.stddev) - eps, scalar(graph, 0.0, dtype));
+  const Tensor decay_renorm = scalar(graph, 1.0 - options_.renorm_momentum, dtype);
+  m.renorm_mean = moved(renorm_mean_, batch.stat_mean, decay_renorm);
+  m.renorm_stddev = moved(renorm_stddev_, stddev, decay_renorm);
+  return m;
+}
+
+// The current values, for the inference branch of a cond.
+BatchNormalization::MovingStatistics BatchNormalization::current_moving_statistics() const {
+  MovingStatistics m;
+  m.mean = moving_mean_.value();
+  m.variance = moving_variance_.value();
+  if (options_.renorm) {
+    m.stddev = moving_stddev_.value();
+    m.renorm_mean = renorm_mean_.value();
+    m.renorm_stddev = renorm_stddev_.value();
+  }
+  return m;
+}
+
+// Assigns the new moving statistics (renorm's own first, as TF orders them) and adds the assign
+// ops to UPDATE_OPS unless the layer is not trainable.
+void BatchNormalization::add_updates(Graph& graph, const MovingStatistics& m) {
+  std::vector<Tensor> call_updates;
+  // Named after TF's AssignMovingAvg ops so graphs read alike.
+  auto assign = [&](const Variable& v, const Tensor& value) {
+    const NameScope scope(graph, "AssignMovingAvg");
+    return v.assign(value);
+  };
+  if (options_.renorm) {
+    const Tensor renorm_updates[] = {assign(renorm_mean_, m.renorm_mean),
+                                     assign(renorm_stddev_, m.renorm_stddev)};
+    const ControlDependencies after_renorm(renorm_updates);
+    call_updates.push_back(assign(moving_mean_, m.mean));
+    const Tensor stddev_update = assign(moving_stddev_, m.stddev);
+    const ControlDependencies after_stddev({stddev_update});
+    call_updates.push_back(assign(moving_variance_, m.variance));
+  } else {
+    call_updates.push_back(assign(moving_mean_, m.mean));
+    call_updates.push_back(assign(moving_variance_, m.variance));
+  }
+  updates_.insert(updates_.end(), call_updates.begin(), call_updates.end());
+  if (!options_.trainable) {
+    warn(str(
+        label(scope_name_), ": trainable=false, so its ", call_updates.size(),
+        " update ops are not added to UPDATE_OPS and moving_mean/moving_variance will not change "
+        "in a standard training loop (TF1 behaviour); run layer.updates() yourself if you want "
+        "them"));
+    return;
+  }
+  const auto existing = graph.get_collection(GraphKeys::UPDATE_OPS);
+  for (const auto& u : call_updates) {
+    if (std::find(existing.begin(), existing.end(), u) == existing.end()) {
+      graph.add_to_collection(GraphKeys::UPDATE_OPS, u);
+    }
+  }
+}
+
+Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training) {
   const std::optional<bool> static_training = static_value(training);
   const auto& vbs = options_.virtual_batch_size;
   const Tensor x = vbs ? ghost_split(inputs, *vbs, scope_name_) : inputs;
-  const std::vector<int>& axes = c.reduction_axes;
-  const double eps = c.epsilon;
-
-  auto param = [&](const Variable& v) {
-    return v ? reshape_to(v.value(), c.broadcast_shape) : Tensor();
-  };
-  auto to_param = [&](const Tensor& t) { return reshape_to(t, c.param_shape); };
-
-  // Inference: normalize with the moving statistics.
-  auto inference = [&]() -> Tensor {
-    const Tensor gamma = param(gamma_);
-    const Tensor beta = param(beta_);
-    const Tensor mean = param(moving_mean_);
-    const Tensor variance = param(moving_variance_);
-    if (c.fused_gradient)
-      return nn::fused_batch_norm(x, gamma, beta, mean, variance, eps, axes, false).y;
-    return nn::batch_normalization(x, mean, variance, beta, gamma, eps);
-  };
-
-  // Training: {y, new moving_mean, new moving_variance, [new moving_stddev, renorm_mean,
-  // renorm_stddev]}.
-  auto train = [&]() -> std::vector<Tensor> {
-    const Tensor gamma = param(gamma_);
-    const Tensor beta = param(beta_);
-    Tensor y;
-    Tensor mean;
-    Tensor variance;
-    Tensor stat_mean;  // what feeds the moving averages (param shape)
-    Tensor stat_variance;
-    if (c.fused_gradient) {
-      const auto outs = nn::fused_batch_norm(x, gamma, beta, {}, {}, eps, axes, true);
-      y = outs.y;
-      mean = outs.mean;
-      variance = outs.variance;
-      stat_mean = to_param(mean);
-      stat_variance = to_param(variance);
-    } else {
-      std::tie(mean, variance) = nn::exact_moments(x, axes);
-      if (vbs) {  // average the per-group statistics over the groups (spec §5.6)
-        stat_mean = to_param(reduce_mean(mean, {1}, true));
-        stat_variance = to_param(reduce_mean(variance, {1}, true));
-      } else {
-        stat_mean = to_param(mean);
-        stat_variance = to_param(variance);
-      }
-      Tensor scale = gamma;
-      Tensor offset = beta;
-      if (options_.adjustment) {
-        const auto [adj_scale, adj_bias] = options_.adjustment(shape(inputs));
-        if (!adj_scale || !adj_bias)
-          throw ValueError(str(label(scope_name_), ": adjustment returned an empty Tensor"));
-        std::tie(scale, offset) = compose(adj_scale, adj_bias, scale, offset);
-      }
-      if (options_.renorm) {
-        const Tensor stddev = sqrt(stat_variance + eps);
-        const Tensor rho = maximum(renorm_stddev_.value(), scalar(graph, std::sqrt(eps), dtype));
-        Tensor r = stddev / rho;
-        Tensor d = (stat_mean - renorm_mean_.value()) / rho;
-        const auto& clip = options_.renorm_clipping;
-        if (auto it = clip.find("rmin"); it != clip.end())
-          r = maximum(r, as_tensor(graph, it->second, dtype));
-        if (auto it = clip.find("rmax"); it != clip.end())
-          r = minimum(r, as_tensor(graph, it->second, dtype));
-        if (auto it = clip.find("dmax"); it != clip.end()) {
-          const Tensor dmax = as_tensor(graph, it->second, dtype);
-          d = minimum(maximum(d, -dmax), dmax);
-        }
-        r = reshape_to(stop_gradient(r), c.broadcast_shape);
-        d = reshape_to(stop_gradient(d), c.broadcast_shape);
-        std::tie(scale, offset) = compose(r, d, scale, offset);
-      }
-      y = nn::batch_normalization(x, mean, variance, offset, scale, eps);
-    }
-    if (c.tf_fused) {  // TF's fused kernel hands the unbiased variance to the moving average
-      const Tensor n = cast(size(x), dtype) / cast(size(mean), dtype);
-      stat_variance = stat_variance * (n / maximum(n - 1.0, scalar(graph, 1.0, dtype)));
-    }
-    const Tensor decay_main = decay(graph, options_.momentum, dtype);
-    auto moved = [&](const Variable& v, const Tensor& value, const Tensor& rate) {
-      const Tensor current = v.value();
-      return current - (current - value) * rate;
-    };
-    std::vector<Tensor> out{y, moved(moving_mean_, stat_mean, decay_main)};
-    if (options_.renorm) {
-      const Tensor stddev = sqrt(stat_variance + eps);
-      const Tensor new_stddev = moved(moving_stddev_, stddev, decay_main);
-      out.push_back(maximum(square(new_stddev) - eps, scalar(graph, 0.0, dtype)));
-      out.push_back(new_stddev);
-      const Tensor decay_renorm = scalar(graph, 1.0 - options_.renorm_momentum, dtype);
-      out.push_back(moved(renorm_mean_, stat_mean, decay_renorm));
-      out.push_back(moved(renorm_stddev_, stddev, decay_renorm));
-    } else {
-      out.push_back(moved(moving_variance_, stat_variance, decay_main));
-    }
-    return out;
-  };
-
   Tensor y;
-  std::vector<Tensor> new_values;
+  std::optional<MovingStatistics> moving;
   if (static_training == false) {
-    y = inference();
+    y = inference(x);
   } else if (static_training == true) {
-    new_values = train();
-    y = new_values[0];
+    const TrainingOutput out = train(inputs, x);
+    y = out.y;
+    moving = moving_averages(out, x);
   } else {
-    new_values = cond(std::get<Tensor>(training), train, [&] {
-      std::vector<Tensor> out{inference(), moving_mean_.value(), moving_variance_.value()};
-      if (options_.renorm) {
-        out.push_back(moving_stddev_.value());
-        out.push_back(renorm_mean_.value());
-        out.push_back(renorm_stddev_.value());
-      }
-      return out;
-    });
-    y = new_values[0];
+    const auto outs = cond(
+        std::get<Tensor>(training),
+        [&] {
+          const TrainingOutput out = train(inputs, x);
+          std::vector<Tensor> values{out.y};
+          const auto moved = moving_averages(out, x).list();
+          values.insert(values.end(), moved.begin(), moved.end());
+          return values;
+        },
+        [&] {
+          std::vector<Tensor> values{inference(x)};
+          const auto current = current_moving_statistics().list();
+          values.insert(values.end(), current.begin(), current.end());
+          return values;
+        });
+    y = outs[0];
+    moving = MovingStatistics::from_list(outs, 1);
   }
   if (vbs) y = ghost_merge(y, scope_name_);
-
-  if (!new_values.empty()) {
-    std::vector<Tensor> call_updates;
-    // Named after TF's AssignMovingAvg ops so graphs read alike.
-    auto assign = [&](const Variable& v, const Tensor& value) {
-      const NameScope scope(graph, "AssignMovingAvg");
-      return v.assign(value);
-    };
-    if (options_.renorm) {
-      const Tensor renorm_updates[] = {assign(renorm_mean_, new_values[4]),
-                                       assign(renorm_stddev_, new_values[5])};
-      const ControlDependencies after_renorm(renorm_updates);
-      call_updates.push_back(assign(moving_mean_, new_values[1]));
-      const Tensor stddev_update = assign(moving_stddev_, new_values[3]);
-      const ControlDependencies after_stddev({stddev_update});
-      call_updates.push_back(assign(moving_variance_, new_values[2]));
-    } else {
-      call_updates.push_back(assign(moving_mean_, new_values[1]));
-      call_updates.push_back(assign(moving_variance_, new_values[2]));
-    }
-    updates_.insert(updates_.end(), call_updates.begin(), call_updates.end());
-    if (options_.trainable) {
-      const auto existing = graph.get_collection(GraphKeys::UPDATE_OPS);
-      for (const auto& u : call_updates) {
-        if (std::find(existing.begin(), existing.end(), u) == existing.end()) {
-          graph.add_to_collection(GraphKeys::UPDATE_OPS, u);
-        }
-      }
-    } else {
-      warn(str(
-          label(scope_name_), ": trainable=false, so its ", call_updates.size(),
-          " update ops are not added to UPDATE_OPS and moving_mean/moving_variance will not change "
-          "in a "
-          "standard training loop (TF1 behaviour); run layer.updates() yourself if you want them"));
-    }
-  }
+  if (moving) add_updates(inputs.graph(), *moving);
   return y;
 }
 

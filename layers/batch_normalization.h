@@ -128,10 +128,24 @@ class BatchNormalization {
 
  private:
   friend Tensor batch_normalization(const Tensor& inputs, const BatchNormalizationOptions& options);
-  struct CallResult;
+  struct MovingStatistics;
+  struct TrainingOutput;
   void build(const Tensor& inputs);
   void check_input(const Tensor& inputs) const;
   Tensor call(const Tensor& inputs, const Predicate& training);
+  [[nodiscard]] Tensor param(const Variable& v) const;  // reshaped to broadcast against x
+  [[nodiscard]] Tensor inference(const Tensor& x) const;
+  [[nodiscard]] TrainingOutput train(const Tensor& inputs, const Tensor& x) const;
+  [[nodiscard]] TrainingOutput train_composed(const Tensor& inputs, const Tensor& x,
+                                              const Tensor& gamma, const Tensor& beta) const;
+  [[nodiscard]] std::pair<Tensor, Tensor> renorm_correction(const Tensor& stat_mean,
+                                                            const Tensor& stat_variance,
+                                                            const Tensor& scale,
+                                                            const Tensor& offset) const;
+  [[nodiscard]] MovingStatistics moving_averages(const TrainingOutput& batch,
+                                                 const Tensor& x) const;
+  [[nodiscard]] MovingStatistics current_moving_statistics() const;
+  void add_updates(Graph& graph, const MovingStatistics& moving);
 
   BatchNormalizationOptions options_;
   bool functional_ =

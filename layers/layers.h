@@ -10,3 +10,4 @@
 #include "gradtape/layers/losses.h"
 #include "gradtape/layers/metrics.h"
 #include "gradtape/layers/pooling.h"
+#include "gradtape/layers/normalization.h"

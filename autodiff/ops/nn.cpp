@@ -1,6 +1,7 @@
 // Neural-network ops: softmax and log_softmax along any axis, the fused cross-entropy kernels
 // (whose hidden second output lets the backward pass skip recomputing the softmax), l2_loss, and
-// TF's batch_normalization formula composed from elementwise ops. ad::moments lives in moments.cpp.
+// TF's batch_normalization formula composed from elementwise ops. ad::moments lives in
+// normalization.cpp.
 #include "autodiff/ops/nn.h"
 
 #include <algorithm>

@@ -115,31 +115,6 @@ struct ExpSumOp {
   }
 };
 
-// Variance around a given per-output centre c (the rounded mean): with d = x - c in double,
-// var = sum(d^2) / N - (sum(d) / N)^2. The second term removes the error of c itself (the
-// corrected two-pass formula), so a float32 input with a large mean keeps full precision; since c
-// is within rounding of the mean, there is no cancellation. Both sums combine blockwise.
-template <class T>
-struct CenteredVarianceOp {
-  struct Acc {
-    double sum = 0;
-    double squares = 0;
-  };
-  const T* centre = nullptr;
-  std::int64_t count = 1;
-  static Acc identity() { return {}; }
-  static Acc combine(Acc a, Acc b) { return {a.sum + b.sum, a.squares + b.squares}; }
-  Acc map(T x, std::int64_t o) const {
-    const double d = static_cast<double>(x) - static_cast<double>(centre[o]);
-    return {d, d * d};
-  }
-  T finish(Acc a, std::int64_t) const {
-    const double n = static_cast<double>(count);
-    const double shift = a.sum / n;
-    return static_cast<T>(std::max(0.0, a.squares / n - shift * shift));
-  }
-};
-
 // ---- kernels ------------------------------------------------------------------------------------
 
 std::string axes_string(const std::vector<int>& axes) {
@@ -223,26 +198,6 @@ void logsumexp_kernel(KernelContext& ctx) {
     ExpSumOp<T> op;
     op.shift = y;
     reduce_into(plan, in, y, op);
-  });
-}
-
-// Input 0: x; input 1: the centre (the mean, in the keepdims shape).
-void centered_variance_kernel(KernelContext& ctx) {
-  Array* out = nullptr;
-  if (!prepare(ctx, out, std::numeric_limits<double>::quiet_NaN(), false)) return;
-  const Array& x = ctx.input(0);
-  const Array& centre = ctx.input(1);
-  if (centre.size() != out->size()) {
-    ctx.fail(str("the centre has shape ", centre.shape(), " but the variance of ", x.shape(),
-                 " has ", out->size(), " elements"));
-  }
-  const ReducePlan plan = make_plan(x.shape(), ctx.attrs<ReduceAttrs>().axes);
-  dispatch_floating(x.dtype(), [&](auto tag) {
-    using T = decltype(tag);
-    CenteredVarianceOp<T> op;
-    op.centre = centre.data<T>().data();
-    op.count = plan.count();
-    reduce_into(plan, x.data<T>().data(), out->mutable_data<T>().data(), op);
   });
 }
 
@@ -436,16 +391,6 @@ void logsumexp_gradient(GradContext& g) {
   g.set(0, mul(kept(g, g.grad_output(0)), exp(sub(x, kept(g, g.output(0))))));
 }
 
-// The variance does not depend on the centre (shift invariance), so only x gets a gradient:
-// 2 dv (x - mean(x)) / N, with the mean recomputed as an op so higher orders stay exact.
-void centered_variance_gradient(GradContext& g) {
-  const Tensor x = g.input(0);
-  const auto& axes = g.attrs<ReduceAttrs>().axes;
-  const Tensor scale =
-      div(mul(kept(g, g.grad_output(0)), scalar_like(x, 2.0)), detail::reduced_count(x, axes));
-  g.set(0, mul(scale, sub(x, reduce_mean(x, axes, true))));
-}
-
 const OpDef kSumOp{.name = "Sum", .kernel = simple_reduce_kernel<SumOp>, .gradient = sum_gradient};
 const OpDef kMeanOp{.name = "Mean", .kernel = mean_kernel, .gradient = mean_gradient};
 const OpDef kMaxOp{
@@ -456,9 +401,6 @@ const OpDef kProdOp{
     .name = "Prod", .kernel = simple_reduce_kernel<ProdOp>, .gradient = prod_gradient};
 const OpDef kLogSumExpOp{
     .name = "ReduceLogSumExp", .kernel = logsumexp_kernel, .gradient = logsumexp_gradient};
-const OpDef kCenteredVarianceOp{.name = "CenteredVariance",
-                                .kernel = centered_variance_kernel,
-                                .gradient = centered_variance_gradient};
 const OpDef kArgMaxOp{.name = "ArgMax", .kernel = arg_kernel};
 const OpDef kArgMinOp{.name = "ArgMin", .kernel = arg_kernel};
 
@@ -540,21 +482,6 @@ Tensor expand_reduced_dims(const Tensor& x, const std::vector<int>& axes) {
 
 Tensor squeeze_reduced_dims(const Tensor& x, const std::vector<int>& axes) {
   return keepdims_reshape(x, axes, false);
-}
-
-Tensor centered_variance(const Tensor& x, const Tensor& centre, const std::vector<int>& axes,
-                         bool keepdims) {
-  const std::string node = x ? x.graph().unique_name("CenteredVariance", false) : "";
-  check_input("centered_variance", node, x, false);
-  ReduceAttrs attrs{resolve_axes("centered_variance", node, x, axes), keepdims};
-  const Shape kept_shape = reduced_shape(x.shape(), attrs.axes, true);
-  if (!centre || centre.dtype() != x.dtype() || !centre.shape().is_compatible_with(kept_shape)) {
-    throw ValueError(str("centered_variance '", node, "': the centre must be ", x.dtype(),
-                         kept_shape, " (the keepdims mean of x ", x.shape(), ")"));
-  }
-  const Shape shape = reduced_shape(x.shape(), attrs.axes, keepdims);
-  const Tensor inputs[] = {x, centre};
-  return x.graph().record1(kCenteredVarianceOp, inputs, {x.dtype(), shape}, std::move(attrs));
 }
 
 Tensor reduced_count(const Tensor& x, const std::vector<int>& axes) {

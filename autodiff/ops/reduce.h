@@ -44,11 +44,6 @@ namespace detail {
 // The number of elements of x over `axes` (sorted), from its run-time shape, as a scalar of x's
 // dtype; a constant when those dims are known statically.
 [[nodiscard]] Tensor reduced_count(const Tensor& x, const std::vector<int>& axes);
-// The biased variance of x over `axes` (sorted), computed in one pass around `centre`, which
-// must be x's mean in the keepdims shape: sum((x - c)^2) / N - (sum(x - c) / N)^2 accumulated in
-// double, exact even when the mean is large against the spread. Differentiable in x.
-[[nodiscard]] Tensor centered_variance(const Tensor& x, const Tensor& centre,
-                                       const std::vector<int>& axes, bool keepdims);
 // `axes` resolved against x's rank as the reductions do (empty: all; negative from the end;
 // sorted), or a ValueError naming `op` and `node`.
 [[nodiscard]] std::vector<int> resolve_axes(const char* op, const std::string& node,

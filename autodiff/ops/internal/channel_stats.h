@@ -36,24 +36,31 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& reduction_axes);
 // Channel of every element (for layouts that are not contiguous).
 std::vector<std::int64_t> channel_index(const Shape& shape, const std::vector<int>& reduction_axes);
 
-constexpr std::int64_t kChunk = 1024;   // elements summed in float before going to double
-constexpr std::int64_t kRowBlock = 32;  // rows summed in float in the [rows, channels] layout
+constexpr std::int64_t kChunk = 1024;       // elements summed in float before going to double
+constexpr std::int64_t kRowBlock = 32;      // rows summed in float in the [rows, channels] layout
+constexpr std::int64_t kChannelTile = 256;  // channels one task of the [rows, channels] loops owns
 constexpr std::int64_t kParallelWork = kParallelElements;
 
-// Running (count, mean, M2) in double, merged with Chan et al.'s pairwise formula.
-struct Welford {
-  double n = 0;
+// The normalization family's one statistic: (count, mean, M2 = sum of squared deviations from the
+// mean) in the accumulation type, double. Partial statistics of disjoint parts of a channel merge
+// with Chan, Golub and LeVeque's pairwise formula, in any grouping: the kernels below merge
+// cache-sized chunks in a fixed order, and the same merge combines per-process partials (a
+// synchronized batch norm) or per-group ones. Never E[x^2] - E[x]^2.
+struct MomentStats {
+  double count = 0;
   double mean = 0;
   double m2 = 0;
-  void merge(double n_b, double mean_b, double m2_b) {
-    const double total = n + n_b;
+  void merge(double count_b, double mean_b, double m2_b) {
+    const double total = count + count_b;
     if (total == 0) return;
     const double delta = mean_b - mean;
-    mean += delta * n_b / total;
-    m2 += m2_b + delta * delta * n * n_b / total;
-    n = total;
+    mean += delta * count_b / total;
+    m2 += m2_b + delta * delta * count * count_b / total;
+    count = total;
   }
-  void merge(const Welford& b) { merge(b.n, b.mean, b.m2); }
+  void merge(const MomentStats& b) { merge(b.count, b.mean, b.m2); }
+  // The biased variance M2 / count (0 for an empty channel).
+  [[nodiscard]] double variance() const { return count > 0 ? m2 / count : 0.0; }
 };
 
 // Sums of dy and of dy * (x - mean) in double.
@@ -83,7 +90,7 @@ T fold_lanes(T* acc) {
 
 // Two passes over one L1-resident run: its mean, then its centred sum of squares.
 template <class T>
-void run_moments(const T* x, std::int64_t len, Welford& acc) {
+void run_moments(const T* x, std::int64_t len, MomentStats& acc) {
   for (std::int64_t start = 0; start < len; start += kChunk) {
     const std::int64_t n = std::min(kChunk, len - start);
     const T* p = x + start;
@@ -208,89 +215,87 @@ void run_affine(std::int64_t n, const T* u, T a, const T* v, T k, T b, T* out,
   }
 }
 
-// Per-channel mean and biased variance of x.
+// Statistics of channels [c0, c0 + width) of a [rows, C] layout: blocks of kRowBlock rows, each
+// reduced with two passes in float lanes across channels (a block mean, then the residual and the
+// squared deviations around it, as in run_moments), then merged per channel in block order with
+// Chan's formula, its weights computed once per block (multiplications vectorize across channels;
+// divisions would cost more than the block's loads).
 template <class T>
-void channel_moments(const ChannelLayout& l, const T* x, T* mean, T* variance) {
+void row_tile_statistics(const T* x, std::int64_t rows, std::int64_t C, std::int64_t c0,
+                         std::int64_t width, MomentStats* stats) {
+  T sum[kChannelTile];
+  T m2[kChannelTile];
+  T res[kChannelTile];
+  double n_acc = 0;
+  double mean_acc[kChannelTile];
+  double m2_acc[kChannelTile];
+  for (std::int64_t k = 0; k < width; ++k) mean_acc[k] = m2_acc[k] = 0;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    const std::int64_t nr = std::min(kRowBlock, rows - r0);
+    for (std::int64_t k = 0; k < width; ++k) sum[k] = m2[k] = res[k] = 0;
+    for (std::int64_t r = r0; r < r0 + nr; ++r) {
+      const T* row = x + r * C + c0;
+#pragma omp simd
+      for (std::int64_t k = 0; k < width; ++k) sum[k] += row[k];
+    }
+    const T inv = static_cast<T>(1.0 / static_cast<double>(nr));
+    for (std::int64_t k = 0; k < width; ++k) sum[k] *= inv;  // block means
+    for (std::int64_t r = r0; r < r0 + nr; ++r) {
+      const T* row = x + r * C + c0;
+#pragma omp simd
+      for (std::int64_t k = 0; k < width; ++k) {
+        const T d = row[k] - sum[k];
+        res[k] += d;
+        m2[k] += d * d;
+      }
+    }
+    const double nb = static_cast<double>(nr);
+    const double total_n = n_acc + nb;
+    const double inv_nb = 1.0 / nb;
+    const double w_block = nb / total_n;
+    const double w_cross = n_acc * nb / total_n;
+#pragma omp simd
+    for (std::int64_t k = 0; k < width; ++k) {
+      const double r = static_cast<double>(res[k]);
+      const double block_mean = static_cast<double>(sum[k]) + r * inv_nb;
+      const double block_m2 = static_cast<double>(m2[k]) - r * r * inv_nb;
+      const double delta = block_mean - mean_acc[k];
+      mean_acc[k] += delta * w_block;
+      m2_acc[k] += block_m2 + delta * delta * w_cross;
+    }
+    n_acc = total_n;
+  }
+  for (std::int64_t k = 0; k < width; ++k) stats[c0 + k] = {n_acc, mean_acc[k], m2_acc[k]};
+}
+
+// The one blocked reduction of the family: per-channel (count, mean, M2) of x in a contiguous
+// layout. Channel-major layouts go through reduce_runs; [rows, C] through row tiles, threads
+// taking channel ranges. Either way each channel is reduced in an order fixed by the shape.
+template <class T>
+void channel_statistics(const ChannelLayout& l, const T* x, MomentStats* stats) {
   const std::int64_t C = l.channels;
   const std::int64_t total = l.outer * C * l.inner;
   if (l.inner > 1 || C == 1) {
-    reduce_runs<Welford>(
+    reduce_runs<MomentStats>(
         l,
-        [&](Welford& acc, std::int64_t at, std::int64_t n, std::int64_t) {
+        [&](MomentStats& acc, std::int64_t at, std::int64_t n, std::int64_t) {
           run_moments(x + at, n, acc);
         },
-        [&](std::int64_t c, const Welford& acc) {
-          mean[c] = static_cast<T>(acc.mean);
-          variance[c] = static_cast<T>(acc.n > 0 ? acc.m2 / acc.n : 0.0);
-        });
+        [&](std::int64_t c, const MomentStats& acc) { stats[c] = acc; });
     return;
   }
-  // [rows, C]: blocks of rows, each reduced with two passes in float lanes across channels, then
-  // merged per channel in block order. Threads take channel ranges, so each channel is reduced in
-  // the same order whatever the thread count.
-  const std::int64_t rows = l.outer;
-  constexpr std::int64_t kChannelTile = 256;
   const std::int64_t tiles = (C + kChannelTile - 1) / kChannelTile;
   for_each_index(tiles, total >= kParallelWork && tiles > 1, [&](std::int64_t tile) {
     const std::int64_t c0 = tile * kChannelTile;
-    const std::int64_t width = std::min(kChannelTile, C - c0);
-    T sum[kChannelTile];
-    T m2[kChannelTile];
-    T res[kChannelTile];
-    double n_acc = 0;
-    double mean_acc[kChannelTile];
-    double m2_acc[kChannelTile];
-    for (std::int64_t k = 0; k < width; ++k) mean_acc[k] = m2_acc[k] = 0;
-    for (std::int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
-      const std::int64_t nr = std::min(kRowBlock, rows - r0);
-      for (std::int64_t k = 0; k < width; ++k) sum[k] = m2[k] = res[k] = 0;
-      for (std::int64_t r = r0; r < r0 + nr; ++r) {
-        const T* row = x + r * C + c0;
-#pragma omp simd
-        for (std::int64_t k = 0; k < width; ++k) sum[k] += row[k];
-      }
-      const T inv = static_cast<T>(1.0 / static_cast<double>(nr));
-      for (std::int64_t k = 0; k < width; ++k) sum[k] *= inv;  // block means
-      for (std::int64_t r = r0; r < r0 + nr; ++r) {
-        const T* row = x + r * C + c0;
-#pragma omp simd
-        for (std::int64_t k = 0; k < width; ++k) {
-          const T d = row[k] - sum[k];
-          res[k] += d;
-          m2[k] += d * d;
-        }
-      }
-      // As in run_moments: correct the float block mean with the residual sum.
-      // Chan's merge with the block's weights computed once (multiplications vectorize across
-      // channels; divisions would cost more than the block's loads).
-      const double nb = static_cast<double>(nr);
-      const double total_n = n_acc + nb;
-      const double inv_nb = 1.0 / nb;
-      const double w_block = nb / total_n;
-      const double w_cross = n_acc * nb / total_n;
-#pragma omp simd
-      for (std::int64_t k = 0; k < width; ++k) {
-        const double r = static_cast<double>(res[k]);
-        const double block_mean = static_cast<double>(sum[k]) + r * inv_nb;
-        const double block_m2 = static_cast<double>(m2[k]) - r * r * inv_nb;
-        const double delta = block_mean - mean_acc[k];
-        mean_acc[k] += delta * w_block;
-        m2_acc[k] += block_m2 + delta * delta * w_cross;
-      }
-      n_acc = total_n;
-    }
-    for (std::int64_t k = 0; k < width; ++k) {
-      mean[c0 + k] = static_cast<T>(mean_acc[k]);
-      variance[c0 + k] = static_cast<T>(n_acc > 0 ? m2_acc[k] / n_acc : 0.0);
-    }
+    row_tile_statistics(x, l.outer, C, c0, std::min(kChannelTile, C - c0), stats);
   });
 }
 
-// Per-channel mean and biased variance when every element's channel comes from a table
-// (layouts that are not contiguous): two passes in double.
+// Per-channel statistics when every element's channel comes from a table (layouts that are not
+// contiguous): two passes in double.
 template <class T>
-void indexed_moments(const std::vector<std::int64_t>& channel, const T* x, T* mean, T* variance,
-                     std::int64_t channels) {
+void indexed_statistics(const std::vector<std::int64_t>& channel, const T* x, MomentStats* stats,
+                        std::int64_t channels) {
   const auto C = static_cast<std::size_t>(channels);
   std::vector<double> sum(C, 0.0);
   std::vector<double> m2(C, 0.0);
@@ -302,9 +307,15 @@ void indexed_moments(const std::vector<std::int64_t>& channel, const T* x, T* me
     const double d = static_cast<double>(x[i]) - sum[static_cast<std::size_t>(channel[i])];
     m2[static_cast<std::size_t>(channel[i])] += d * d;
   }
-  for (std::size_t c = 0; c < C; ++c) {
-    mean[c] = static_cast<T>(sum[c]);
-    variance[c] = static_cast<T>(m2[c] / n);
+  for (std::size_t c = 0; c < C; ++c) stats[c] = {n, sum[c], m2[c]};
+}
+
+// Mean and biased variance of each channel, rounded to T.
+template <class T>
+void finish_moments(const MomentStats* stats, std::int64_t channels, T* mean, T* variance) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    mean[c] = static_cast<T>(stats[c].mean);
+    variance[c] = static_cast<T>(stats[c].variance());
   }
 }
 
@@ -327,7 +338,6 @@ void channel_grad_sums(const ChannelLayout& l, const T* x, const T* dy, const T*
     return;
   }
   const std::int64_t rows = l.outer;
-  constexpr std::int64_t kChannelTile = 256;
   const std::int64_t tiles = (C + kChannelTile - 1) / kChannelTile;
   for_each_index(tiles, total >= kParallelWork && tiles > 1, [&](std::int64_t tile) {
     const std::int64_t c0 = tile * kChannelTile;
@@ -402,6 +412,99 @@ void channel_affine(const ChannelLayout& l, const T* u, const T* a, const T* v, 
       for (std::int64_t c = 0; c < C; ++c) out[base + c] = u[base + c] * a[c] + b[c];
     }
   });
+}
+
+// Per-channel statistics of x over `reduction_axes` in any layout: the blocked kernels for a
+// contiguous layout, the channel table `channel` (channel_index) otherwise.
+template <class T>
+void statistics(const ChannelLayout& layout, const std::vector<std::int64_t>& channel, const T* x,
+                MomentStats* stats, std::int64_t channels) {
+  if (layout.contiguous) {
+    channel_statistics(layout, x, stats);
+  } else {
+    indexed_statistics(channel, x, stats, channels);
+  }
+}
+
+// Batch normalization's gradient from its per-channel sums. Per channel c, over its N elements i
+// (N = `count`, the elements of the whole batch: a synchronized batch norm passes the global
+// count and globally summed sums), with mean mu, variance var (biased, of x in training),
+// s = 1/sqrt(var + epsilon), x_hat_i = (x_i - mu) s, scale gamma, upstream dy_i:
+//   doffset = sum_i dy_i
+//   dscale  = sum_i dy_i x_hat_i = s * sum_i dy_i (x_i - mu)
+// Training (mu and var depend on x):
+//   dx_i = gamma s (dy_i - doffset / N - x_hat_i dscale / N)
+//        = a dy_i + k x_i + b,
+//   with a = gamma s, k = -gamma s^2 dscale / N, b = -a doffset / N - k mu.
+// Inference (mu, var are constants): dx_i = gamma s dy_i (k = b = 0).
+// The loop has no branches on c, so it vectorizes.
+template <class T>
+struct ChannelParams {
+  const T* scale = nullptr;  // gamma; null means 1
+  const T* mean = nullptr;
+  const T* variance = nullptr;
+};
+
+template <class T>
+struct GradCoefficients {
+  T* dscale;
+  T* doffset;
+  T* a;
+  T* k;
+  T* b;
+};
+
+template <class T>
+void grad_coefficients(std::int64_t channels, double count, const double* sum_dy,
+                       const double* sum_dyx, ChannelParams<T> p, double epsilon, bool training,
+                       GradCoefficients<T> out) {
+  const double inv_n = 1.0 / count;
+#pragma omp simd
+  for (std::int64_t c = 0; c < channels; ++c) {
+    const double s = 1.0 / std::sqrt(static_cast<double>(p.variance[c]) + epsilon);
+    const double g = p.scale ? static_cast<double>(p.scale[c]) : 1.0;
+    const double d_offset = sum_dy[c];
+    const double d_scale = s * sum_dyx[c];
+    out.dscale[c] = static_cast<T>(d_scale);
+    out.doffset[c] = static_cast<T>(d_offset);
+    const double ac = g * s;
+    const double kc = training ? -g * s * s * d_scale * inv_n : 0.0;
+    out.a[c] = static_cast<T>(ac);
+    out.k[c] = static_cast<T>(kc);
+    out.b[c] = training
+                   ? static_cast<T>(-ac * d_offset * inv_n - kc * static_cast<double>(p.mean[c]))
+                   : T{0};
+  }
+}
+
+// Per channel: sum of dy and sum of dy * (x - mean[c]) in any layout (see statistics()).
+template <class T>
+void grad_sums(const ChannelLayout& layout, const std::vector<std::int64_t>& channel, const T* x,
+               const T* dy, const T* mean, std::int64_t size, double* sum_dy, double* sum_dyx) {
+  if (layout.contiguous) {
+    channel_grad_sums(layout, x, dy, mean, sum_dy, sum_dyx);
+    return;
+  }
+  for (std::int64_t i = 0; i < size; ++i) {
+    const auto c = channel[static_cast<std::size_t>(i)];
+    sum_dy[c] += static_cast<double>(dy[i]);
+    sum_dyx[c] +=
+        static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - static_cast<double>(mean[c]));
+  }
+}
+
+// out = a[c] * u + k[c] * v + b[c] (k null: out = u * a[c] + b[c]) in any layout.
+template <class T>
+void affine(const ChannelLayout& layout, const std::vector<std::int64_t>& channel, const T* u,
+            const T* a, const T* v, const T* k, const T* b, std::int64_t size, T* out) {
+  if (layout.contiguous) {
+    channel_affine(layout, u, a, v, k, b, out);
+    return;
+  }
+  for (std::int64_t i = 0; i < size; ++i) {
+    const auto c = channel[static_cast<std::size_t>(i)];
+    out[i] = k ? a[c] * u[i] + k[c] * v[i] + b[c] : u[i] * a[c] + b[c];
+  }
 }
 
 }  // namespace ad::detail
