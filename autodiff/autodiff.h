@@ -5,6 +5,7 @@
 #include "autodiff/check_numerics.h"
 #include "autodiff/constraints.h"
 #include "autodiff/control.h"
+#include "autodiff/while_loop.h"
 #include "autodiff/error.h"
 #include "autodiff/gradient_check.h"
 #include "autodiff/gradients.h"

@@ -53,7 +53,7 @@ class GradientTable {
                                 "' was recorded outside its cond branch"));
       }
       const auto& ctx = graph_.context(c);
-      const int sibling = ctx.branch ? c + 1 : c - 1;
+      const int sibling = ctx.sibling;
       const ContextScope parent(graph_, ctx.parent);
       Tensor zeros;
       {
