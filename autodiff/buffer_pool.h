@@ -2,6 +2,7 @@
 // run allocates nothing. Kernels reach it through KernelContext::allocate_output.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -9,6 +10,15 @@
 #include "autodiff/array.h"
 
 namespace ad {
+
+// A session's memory cap (SessionOptions::memory_limit_bytes), shared by the pools of all its
+// runs: `in_use` counts the bytes of every block they allocated that is still alive, pooled, in a
+// run or held by the caller as a fetched result. A block gives its bytes back the moment it is
+// freed.
+struct MemoryBudget {
+  std::size_t limit = 0;  // 0: no cap
+  std::atomic<std::size_t> in_use{0};
+};
 
 // Reusable storage blocks, bucketed by size. A block returns here when the last Array using it is
 // released by the session, so a steady-state run allocates nothing. One pool serves one run at a
@@ -21,7 +31,9 @@ class BufferPool {
   [[nodiscard]] std::uint64_t allocations() const { return allocations_; }
   [[nodiscard]] std::uint64_t reuses() const { return reuses_; }
   [[nodiscard]] std::size_t bytes_allocated() const { return bytes_allocated_; }
-  void set_limit(std::size_t bytes) { limit_ = bytes; }
+  // Counts this pool's blocks against `budget` (ResourceExhaustedError when a new block would
+  // exceed its limit after the pool's own free blocks are let go).
+  void set_budget(std::shared_ptr<MemoryBudget> budget) { budget_ = std::move(budget); }
 
  private:
   struct Bucket {
@@ -36,7 +48,9 @@ class BufferPool {
   std::uint64_t allocations_ = 0;
   std::uint64_t reuses_ = 0;
   std::size_t bytes_allocated_ = 0;
-  std::size_t limit_ = 0;  // 0: no limit
+  std::shared_ptr<MemoryBudget> budget_;
+  // Frees the pooled blocks (to make room under the budget).
+  void release_free_blocks();
 };
 
 }  // namespace ad

@@ -33,7 +33,8 @@ void check_numerics(const Graph& graph, const Node& node, const Array* outputs, 
     if (is_floating(a.dtype()) && !detail::all_finite(a)) {
       std::string inputs;
       for (const auto& in : node.inputs) {
-        inputs += (inputs.empty() ? "" : ", ") + graph.node(in.node).name + ":" + std::to_string(in.index);
+        inputs += (inputs.empty() ? "" : ", ") + graph.node(in.node).name + ":" +
+                  std::to_string(in.index);
       }
       throw InvalidArgumentError(str("check_numerics: ", node.op->name, " '", node.name,
                                      "' produced NaN or Inf in output ", k, " ", a.dtype(),

@@ -29,6 +29,7 @@ std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> input
       throw ValueError(str(op.name, " '", n.name, "': input ", i, " ('", t.name(),
                            "') belongs to another graph"));
     }
+    (void)t.op();  // a handle to a node or output this graph lacks is a ValueError
     if (t.is_op()) {
       throw ValueError(str(op.name, " '", n.name, "': input ", i, " ('", t.name(),
                            "') is an op without outputs; use it in ControlDependencies instead"));
@@ -375,20 +376,38 @@ ControlDependencies::~ControlDependencies() {
   if (graph_ != nullptr) graph_->control_stack_.pop_back();
 }
 
-// Tensor accessors live here because they read the graph.
+// Tensor accessors live here because they read the graph. A handle is checked before it is
+// followed: a forged or stale one (a node or output the graph lacks) is a ValueError, not a crash.
+namespace {
+const TensorSpec* checked_spec(const Graph* graph, int node, int index) {
+  if (graph == nullptr) throw ValueError("Tensor: the tensor is empty (default-constructed)");
+  if (node < 0 || node >= graph->num_nodes()) {
+    throw ValueError(str("Tensor: node ", node, " does not exist (the graph has ",
+                         graph->num_nodes(), " nodes)"));
+  }
+  const auto& outputs = graph->node(node).outputs;
+  if (index < -1 || index >= static_cast<int>(outputs.size())) {
+    throw ValueError(str("Tensor: '", graph->node(node).name, "' has ", outputs.size(),
+                         " outputs, not an output ", index));
+  }
+  return index < 0 ? nullptr : &outputs[static_cast<std::size_t>(index)];
+}
+}  // namespace
+
 const Shape& Tensor::shape() const {
   static const Shape kOpShape{0};
-  if (index_ < 0) return kOpShape;
-  return graph_->node(node_).outputs[static_cast<std::size_t>(index_)].shape;
+  const TensorSpec* spec = checked_spec(graph_, node_, index_);
+  return spec == nullptr ? kOpShape : spec->shape;
 }
 
 DType Tensor::dtype() const {
-  if (index_ < 0) return DType::Float32;
-  return graph_->node(node_).outputs[static_cast<std::size_t>(index_)].dtype;
+  const TensorSpec* spec = checked_spec(graph_, node_, index_);
+  return spec == nullptr ? DType::Float32 : spec->dtype;
 }
 
 std::string Tensor::name() const {
   if (!graph_) return "<empty>";
+  if (node_ < 0 || node_ >= graph_->num_nodes()) return str("<no node ", node_, ">");
   const auto& n = graph_->node(node_).name;
   return index_ < 0 ? n : n + ":" + std::to_string(index_);
 }
@@ -398,6 +417,9 @@ Graph& Tensor::graph() const {
   return *graph_;
 }
 
-const Node& Tensor::op() const { return graph().node(node_); }
+const Node& Tensor::op() const {
+  (void)checked_spec(graph_, node_, index_);
+  return graph_->node(node_);
+}
 
 }  // namespace ad

@@ -50,7 +50,14 @@ struct Session::Impl {
   std::vector<std::unique_ptr<RunState>> free_states;
   std::uint64_t runs = 0;
 
-  Impl(Graph& g, SessionOptions o) : graph(g), options(o) {}
+  std::shared_ptr<MemoryBudget> budget;  // null without a memory limit
+
+  Impl(Graph& g, SessionOptions o) : graph(g), options(o) {
+    if (options.memory_limit_bytes != 0) {
+      budget = std::make_shared<MemoryBudget>();
+      budget->limit = options.memory_limit_bytes;
+    }
+  }
 
   Plan& plan_for(const std::vector<Tensor>& fetches, const FeedDict& feeds);
   std::unique_ptr<RunState> acquire_state();
@@ -68,6 +75,10 @@ void check_feed(const Graph& graph, const Tensor& tensor, const Array& value) {
   if (tensor.is_op()) {
     throw InvalidArgumentError(
         str("Session::run: cannot feed '", tensor.name(), "': it has no outputs"));
+  }
+  if (tensor.op().op->name == "VariableV2") {
+    throw InvalidArgumentError(str("Session::run: cannot feed variable handle '", tensor.name(),
+                                   "'; feed a read of it, or use Session::set_value"));
   }
   if (value.dtype() != tensor.dtype()) {
     throw InvalidArgumentError(str("Session::run: feed for '", tensor.name(), "' is ",
@@ -91,6 +102,7 @@ Plan& Session::Impl::plan_for(const std::vector<Tensor>& fetches, const FeedDict
       throw InvalidArgumentError(
           str("Session::run: fetch '", f.name(), "' belongs to another graph"));
     }
+    (void)f.shape();  // checks the node and output exist
     if (const int loop = graph.enclosing_loop(f.op().context); loop != 0) {
       throw InvalidArgumentError(str("Session::run: fetch '", f.name(),
                                      "' lies inside while loop '", graph.context(loop).loop_name,
@@ -129,7 +141,7 @@ std::unique_ptr<RunState> Session::Impl::acquire_state() {
     return state;
   }
   auto state = std::make_unique<RunState>();
-  state->pool.set_limit(options.memory_limit_bytes);
+  if (budget) state->pool.set_budget(budget);
   return state;
 }
 
@@ -197,6 +209,11 @@ void Session::set_value(const Variable& variable, const Array& value) {
 }
 
 std::uint64_t Session::run_count(const Tensor& op) const {
+  if (!op) throw ValueError("Session::run_count: the op is an empty Tensor");
+  if (&op.graph() != &impl_->graph) {
+    throw ValueError(str("Session::run_count: '", op.name(), "' belongs to another graph"));
+  }
+  (void)op.op();  // checks the node exists
   const std::lock_guard lock(impl_->mutex);
   std::uint64_t total = 0;
   for (const auto& [key, plan] : impl_->plans) {
