@@ -27,3 +27,4 @@
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"
 #include "gradtape/autodiff/warnings.h"
+#include "gradtape/autodiff/while_loop.h"

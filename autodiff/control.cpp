@@ -91,8 +91,7 @@ std::vector<Tensor> cond(const Tensor& pred, const std::function<std::vector<Ten
   const int parent = graph.current_context();
   const NameScope scope(graph, "cond");
   const TensorRef pred_ref{pred.node_index(), pred.output_index()};
-  const int true_context = graph.add_context({pred_ref, true, parent});
-  const int false_context = graph.add_context({pred_ref, false, parent});
+  const auto [true_context, false_context] = graph.add_cond_contexts(pred_ref, parent);
   const auto outs_true = run_branch(graph, true_context, true_fn);
   const auto outs_false = run_branch(graph, false_context, false_fn);
   if (outs_true.size() != outs_false.size()) {
@@ -121,6 +120,12 @@ Tensor merge(const Tensor& if_true, const Tensor& if_false, int true_context, in
   const Tensor inputs[] = {if_true, if_false};
   return if_true.graph().record1(kMergeOp, inputs, {if_true.dtype(), shape},
                                  MergeAttrs{true_context, false_context}, "Merge");
+}
+
+std::optional<std::pair<int, int>> merge_contexts(const Node& node) {
+  if (node.op != &kMergeOp) return std::nullopt;
+  const auto& attrs = std::any_cast<const MergeAttrs&>(node.attrs);
+  return std::pair{attrs.true_context, attrs.false_context};
 }
 }  // namespace detail
 

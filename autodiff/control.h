@@ -4,12 +4,15 @@
 
 #include <functional>
 #include <optional>
+#include <utility>
 #include <variant>
 #include <vector>
 
 #include "gradtape/autodiff/tensor.h"
 
 namespace ad {
+
+struct Node;
 
 // Runs true_fn's or false_fn's nodes depending on the boolean scalar `pred`; the branches must
 // return tensors of matching dtypes and ranks. Nothing computed in the untaken branch (a NaN, an
@@ -38,6 +41,9 @@ namespace detail {
 // by cond and by reverse mode when a gradient leaves a branch).
 [[nodiscard]] Tensor merge(const Tensor& if_true, const Tensor& if_false, int true_context,
                            int false_context);
+// The {true, false} contexts a Merge node joins; nullopt for any other node (used to copy a
+// while loop's body).
+[[nodiscard]] std::optional<std::pair<int, int>> merge_contexts(const Node& node);
 }  // namespace detail
 
 }  // namespace ad

@@ -53,7 +53,7 @@ class GradientTable {
                                 "' was recorded outside its cond branch"));
       }
       const auto& ctx = graph_.context(c);
-      const int sibling = ctx.branch ? c + 1 : c - 1;
+      const int sibling = ctx.sibling;
       const ContextScope parent(graph_, ctx.parent);
       Tensor zeros;
       {
@@ -94,6 +94,7 @@ class GradientTable {
 
 void check_same_graph(const Tensor& t, Graph*& graph, const char* what) {
   if (!t) throw ValueError(str("gradients: an entry of ", what, " is an empty Tensor"));
+  (void)t.shape();  // a handle to a node or output its graph lacks is a ValueError
   if (t.is_op())
     throw ValueError(str("gradients: '", t.name(), "' in ", what, " is an op without outputs"));
   if (graph == nullptr) graph = &t.graph();

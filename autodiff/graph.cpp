@@ -29,17 +29,33 @@ std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> input
       throw ValueError(str(op.name, " '", n.name, "': input ", i, " ('", t.name(),
                            "') belongs to another graph"));
     }
+    (void)t.op();  // a handle to a node or output this graph lacks is a ValueError
     if (t.is_op()) {
       throw ValueError(str(op.name, " '", n.name, "': input ", i, " ('", t.name(),
                            "') is an op without outputs; use it in ControlDependencies instead"));
     }
+    TensorRef ref{t.node_index(), t.output_index()};
     const int producer_context = node(t.node_index()).context;
-    if (!op.accepts_missing_inputs && !context_visible(producer_context, context_)) {
-      throw ValueError(str(op.name, " '", n.name, "': input ", i, " ('", t.name(),
-                           "') was created inside a cond branch and cannot be used outside it; "
-                           "return it from the branch function instead"));
+    if (!context_visible(producer_context, context_)) {
+      // A value from outside an enclosing while loop is captured (a Merge, which takes values
+      // from branches it is outside of, keeps them as they are).
+      const auto captured =
+          op.accepts_missing_inputs && enclosing_loop(producer_context) == enclosing_loop(context_)
+              ? std::optional<TensorRef>(ref)
+              : capture(ref, context_);
+      if (!captured) {
+        throw ValueError(
+            str(op.name, " '", n.name, "': input ", i, " ('", t.name(), "') was created inside a ",
+                enclosing_loop(producer_context) != enclosing_loop(context_) ? "while loop"
+                                                                             : "cond branch",
+                " and cannot be used outside it; return it from the ",
+                enclosing_loop(producer_context) != enclosing_loop(context_) ? "loop body"
+                                                                             : "branch function",
+                " instead"));
+      }
+      ref = *captured;
     }
-    n.inputs.push_back({t.node_index(), t.output_index()});
+    n.inputs.push_back(ref);
   }
   for (auto frame = control_stack_.rbegin(); frame != control_stack_.rend(); ++frame) {
     if (frame->size() == 1 && frame->front() < 0) break;  // a cleared frame hides the outer ones
@@ -99,6 +115,96 @@ int Graph::find_node(std::string_view name) const {
   return it == node_by_name_.end() ? -1 : it->second;
 }
 
+namespace {
+
+// Levenshtein distance, one row at a time.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string listing(const std::vector<std::string>& names) {
+  if (names.empty()) return "the graph has no nodes";
+  std::string out = "closest: ";
+  for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", '" : "'") + names[i] + "'";
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> closest_names(std::string_view name,
+                                       const std::vector<std::string>& candidates,
+                                       std::size_t count) {
+  std::vector<std::pair<std::size_t, std::string>> scored;
+  scored.reserve(candidates.size());
+  for (const auto& c : candidates) scored.emplace_back(edit_distance(name, c), c);
+  const std::size_t keep = std::min(count, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(keep),
+                    scored.end());
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < keep; ++i) out.push_back(std::move(scored[i].second));
+  return out;
+}
+
+std::vector<std::string> Graph::closest_node_names(std::string_view name, std::size_t count) const {
+  std::vector<std::string> names;
+  names.reserve(nodes_.size());
+  for (const auto& n : nodes_) names.push_back(n.name);
+  return closest_names(name, names, count);
+}
+
+Tensor Graph::get_operation_by_name(std::string_view name) {
+  const int index = find_node(name);
+  if (index < 0) {
+    throw NotFoundError(str("get_operation_by_name: no operation named '", name, "' (",
+                            listing(closest_node_names(name)), ")"));
+  }
+  return {this, index, node(index).outputs.empty() ? -1 : 0};
+}
+
+Tensor Graph::get_tensor_by_name(std::string_view name) {
+  const auto colon = name.rfind(':');
+  const std::string_view op_name = name.substr(0, colon);
+  const std::string_view digits =
+      colon == std::string_view::npos ? std::string_view{} : name.substr(colon + 1);
+  if (digits.empty() || digits.size() > 9 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    throw ValueError(str("get_tensor_by_name: '", name,
+                         "' is not a tensor name; tensor names look like <op>:<index>"));
+  }
+  const int output = std::stoi(std::string(digits));
+  const int index = find_node(op_name);
+  if (index < 0) {
+    std::vector<std::string> tensors;
+    for (const auto& n : nodes_) {
+      for (std::size_t k = 0; k < n.outputs.size(); ++k)
+        tensors.push_back(n.name + ":" + std::to_string(k));
+    }
+    throw NotFoundError(str("get_tensor_by_name: no tensor named '", name, "' (",
+                            listing(closest_names(name, tensors, 3)), ")"));
+  }
+  const auto num_outputs = node(index).outputs.size();
+  if (static_cast<std::size_t>(output) >= num_outputs) {
+    std::string existing;
+    for (std::size_t k = 0; k < num_outputs; ++k)
+      existing += str(k ? ", '" : " ('", op_name, ":", k, "'");
+    throw NotFoundError(str(
+        "get_tensor_by_name: no tensor named '", name, "': operation '", op_name, "' has ",
+        num_outputs, num_outputs == 1 ? " output" : " outputs", existing, num_outputs ? ")" : ""));
+  }
+  return {this, index, output};
+}
+
 void Graph::add_to_collection(std::string_view key, const Tensor& value) {
   if (!value) throw ValueError(str("add_to_collection '", key, "': the value is an empty Tensor"));
   if (&value.graph() != this) {
@@ -152,11 +258,75 @@ int Graph::add_context(CondContext context) {
   return num_contexts() - 1;
 }
 
+std::pair<int, int> Graph::add_cond_contexts(TensorRef pred, int parent) {
+  CondContext branch;
+  branch.pred = pred;
+  branch.parent = parent;
+  branch.branch = true;
+  const int if_true = add_context(branch);
+  branch.branch = false;
+  branch.sibling = if_true;
+  const int if_false = add_context(branch);
+  contexts_[static_cast<std::size_t>(if_true)].sibling = if_false;
+  return {if_true, if_false};
+}
+
 bool Graph::context_visible(int outer, int inner) const {
   for (int c = inner;; c = context(c).parent) {
     if (c == outer) return true;
-    if (c == 0) return false;
+    if (c == 0 || context(c).loop) return false;
   }
+}
+
+int Graph::add_loop_context(int parent, std::string loop_name) {
+  CondContext loop;
+  loop.parent = parent;
+  loop.loop = true;
+  loop.loop_name = std::move(loop_name);
+  return add_context(std::move(loop));
+}
+
+int Graph::enclosing_loop(int id) const {
+  while (id != 0 && !context(id).loop) id = context(id).parent;
+  return id;
+}
+
+namespace {
+// Never runs: a While node feeds its LoopInputs.
+void loop_input_kernel(KernelContext& /*ctx*/) {
+  throw InternalError("LoopInput: a loop input runs only inside its loop, which feeds it");
+}
+const OpDef kLoopInputOp{.name = "LoopInput", .kernel = loop_input_kernel};
+}  // namespace
+
+std::optional<TensorRef> Graph::capture(TensorRef ref, int context) {
+  const int producer = node(ref.node).context;
+  if (context_visible(producer, context)) return ref;
+  const int loop = enclosing_loop(context);
+  if (loop == 0) return std::nullopt;
+  const auto outer = capture(ref, contexts_[static_cast<std::size_t>(loop)].parent);
+  if (!outer) return std::nullopt;
+  for (const auto& [input, value] : contexts_[static_cast<std::size_t>(loop)].captures) {
+    if (value.node == outer->node && value.index == outer->index) return TensorRef{input, 0};
+  }
+  // Recorded at the loop's level, outside any control dependency, named after what it stands for.
+  const int saved_context = context_;
+  auto saved_stack = std::move(control_stack_);
+  control_stack_.clear();
+  context_ = loop;
+  Node n;
+  n.op = &kLoopInputOp;
+  n.name =
+      unique_name(node(outer->node).name.substr(node(outer->node).name.rfind('/') + 1) + "_enter");
+  n.context = loop;
+  n.outputs.push_back(spec(*outer));
+  const int index = num_nodes();
+  node_by_name_.emplace(n.name, index);
+  nodes_.push_back(std::move(n));
+  context_ = saved_context;
+  control_stack_ = std::move(saved_stack);
+  contexts_[static_cast<std::size_t>(loop)].captures.emplace_back(index, *outer);
+  return TensorRef{index, 0};
 }
 
 NameScope::NameScope(Graph& graph, std::string_view name)
@@ -173,50 +343,71 @@ NameScope::NameScope(Graph& graph, std::string_view name)
 
 NameScope::~NameScope() { graph_.name_scope_ = saved_; }
 
-ControlDependencies::ControlDependencies(std::span<const Tensor> deps) {
-  if (deps.empty()) {
-    throw ValueError(
-        "ControlDependencies: an empty list needs the graph: ControlDependencies(graph, {})");
-  }
-  graph_ = &deps.front().graph();
+namespace {
+std::vector<int> control_frame(const Graph* graph, std::span<const Tensor> deps) {
   std::vector<int> frame;
   for (const auto& d : deps) {
-    if (!d) throw ValueError("ControlDependencies: empty Tensor in the list");
-    if (&d.graph() != graph_)
-      throw ValueError("ControlDependencies: tensors from different graphs");
+    if (!d) throw ValueError("ControlDependencies: an empty Tensor in the list");
+    if (&d.graph() != graph) throw ValueError("ControlDependencies: tensors of different graphs");
     frame.push_back(d.node_index());
   }
-  graph_->control_stack_.push_back(std::move(frame));
+  return frame;
+}
+}  // namespace
+
+ControlDependencies::ControlDependencies(std::span<const Tensor> deps) {
+  // An empty list adds nothing and keeps the enclosing dependencies (TF1's []): no frame at all.
+  if (deps.empty()) return;
+  if (!deps.front()) throw ValueError("ControlDependencies: an empty Tensor in the list");
+  graph_ = &deps.front().graph();
+  graph_->control_stack_.push_back(control_frame(graph_, deps));
 }
 
 ControlDependencies::ControlDependencies(Graph& graph, std::span<const Tensor> deps)
     : graph_(&graph) {
-  std::vector<int> frame;
-  for (const auto& d : deps) {
-    if (!d || &d.graph() != graph_)
-      throw ValueError("ControlDependencies: tensor from another graph");
-    frame.push_back(d.node_index());
-  }
-  if (frame.empty()) frame.push_back(-1);  // clears the enclosing dependencies
-  graph_->control_stack_.push_back(std::move(frame));
+  graph_->control_stack_.push_back(control_frame(graph_, deps));
 }
 
-ControlDependencies::~ControlDependencies() { graph_->control_stack_.pop_back(); }
+ControlDependencies::ControlDependencies(Graph& graph, std::nullopt_t /*none*/) : graph_(&graph) {
+  graph_->control_stack_.push_back({-1});  // hides the enclosing frames
+}
 
-// Tensor accessors live here because they read the graph.
+ControlDependencies::~ControlDependencies() {
+  if (graph_ != nullptr) graph_->control_stack_.pop_back();
+}
+
+// Tensor accessors live here because they read the graph. A handle is checked before it is
+// followed: a forged or stale one (a node or output the graph lacks) is a ValueError, not a crash.
+namespace {
+const TensorSpec* checked_spec(const Graph* graph, int node, int index) {
+  if (graph == nullptr) throw ValueError("Tensor: the tensor is empty (default-constructed)");
+  if (node < 0 || node >= graph->num_nodes()) {
+    throw ValueError(str("Tensor: node ", node, " does not exist (the graph has ",
+                         graph->num_nodes(), " nodes)"));
+  }
+  const auto& outputs = graph->node(node).outputs;
+  if (index < -1 || index >= static_cast<int>(outputs.size())) {
+    throw ValueError(str("Tensor: '", graph->node(node).name, "' has ", outputs.size(),
+                         " outputs, not an output ", index));
+  }
+  return index < 0 ? nullptr : &outputs[static_cast<std::size_t>(index)];
+}
+}  // namespace
+
 const Shape& Tensor::shape() const {
   static const Shape kOpShape{0};
-  if (index_ < 0) return kOpShape;
-  return graph_->node(node_).outputs[static_cast<std::size_t>(index_)].shape;
+  const TensorSpec* spec = checked_spec(graph_, node_, index_);
+  return spec == nullptr ? kOpShape : spec->shape;
 }
 
 DType Tensor::dtype() const {
-  if (index_ < 0) return DType::Float32;
-  return graph_->node(node_).outputs[static_cast<std::size_t>(index_)].dtype;
+  const TensorSpec* spec = checked_spec(graph_, node_, index_);
+  return spec == nullptr ? DType::Float32 : spec->dtype;
 }
 
 std::string Tensor::name() const {
   if (!graph_) return "<empty>";
+  if (node_ < 0 || node_ >= graph_->num_nodes()) return str("<no node ", node_, ">");
   const auto& n = graph_->node(node_).name;
   return index_ < 0 ? n : n + ":" + std::to_string(index_);
 }
@@ -226,6 +417,9 @@ Graph& Tensor::graph() const {
   return *graph_;
 }
 
-const Node& Tensor::op() const { return graph().node(node_); }
+const Node& Tensor::op() const {
+  (void)checked_spec(graph_, node_, index_);
+  return graph_->node(node_);
+}
 
 }  // namespace ad

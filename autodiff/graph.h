@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gradtape/autodiff/dtype.h"
@@ -60,11 +61,21 @@ struct Node {
 };
 
 // A branch of a cond: its nodes run only when `pred` has the value `branch` and the parent
-// context is active.
+// context is active. `sibling` is the other branch of the same cond (reverse mode merges a
+// gradient leaving a branch with zeros from it).
+//
+// A while loop's condition or body is a context too (`loop` true): its nodes run only inside the
+// loop's own plan (see autodiff/while_loop.h). A value from outside that a loop's nodes read is
+// captured: a LoopInput node recorded in the loop stands for it (`captures`), and the While node
+// takes the outside value as an input and feeds it in.
 struct CondContext {
   TensorRef pred;
   bool branch = true;
   int parent = 0;
+  int sibling = 0;
+  bool loop = false;
+  std::string loop_name;                            // the while loop's name, for messages
+  std::vector<std::pair<int, TensorRef>> captures;  // LoopInput node -> the value outside
 };
 
 // TF1 collection keys.
@@ -128,6 +139,14 @@ class Graph {
   [[nodiscard]] const std::string& name_scope() const { return name_scope_; }
   // Looks a node up by its full name; -1 when there is none.
   [[nodiscard]] int find_node(std::string_view name) const;
+  // TF1's look-ups: the output "<op>:<index>" ("scope/op:0") and the op "scope/op" (for an op
+  // without outputs, the Tensor that stands for it). NotFoundError naming the closest existing
+  // names when there is no such op or output; ValueError for a tensor name without ":<index>".
+  [[nodiscard]] Tensor get_tensor_by_name(std::string_view name);
+  [[nodiscard]] Tensor get_operation_by_name(std::string_view name);
+  // Up to `count` node names closest to `name` (edit distance, then name order).
+  [[nodiscard]] std::vector<std::string> closest_node_names(std::string_view name,
+                                                            std::size_t count = 3) const;
 
   // Collections, in insertion order. `scope` keeps the entries whose name starts with it.
   void add_to_collection(std::string_view key, const Tensor& value);
@@ -161,8 +180,22 @@ class Graph {
   }
   [[nodiscard]] int num_contexts() const { return static_cast<int>(contexts_.size()); }
   int add_context(CondContext context);
+  // Adds the two branches of a cond on `pred` inside `parent`, each the other's sibling; returns
+  // {true branch, false branch}.
+  std::pair<int, int> add_cond_contexts(TensorRef pred, int parent);
+  // True for a cond branch (context 0 is the root; loop contexts are not branches).
+  [[nodiscard]] bool is_cond_context(int id) const { return id != 0 && !context(id).loop; }
+  // Adds a while loop's context inside `parent`.
+  int add_loop_context(int parent, std::string loop_name);
+  // The innermost loop context enclosing `id` (itself included); 0 when none.
+  [[nodiscard]] int enclosing_loop(int id) const;
+  // A tensor usable in `context` standing for `ref`: `ref` itself when visible there, otherwise
+  // the LoopInput capturing it into the enclosing loop(s), recorded on first use. Empty when `ref`
+  // cannot be reached from `context` (it lies in a cond branch or a loop `context` is not in).
+  [[nodiscard]] std::optional<TensorRef> capture(TensorRef ref, int context);
   void set_current_context(int context) { context_ = context; }
-  // True when nodes of context `inner` may use values of context `outer`.
+  // True when nodes of context `inner` may use values of context `outer` directly (a loop context
+  // is a boundary: values from outside it are captured).
   [[nodiscard]] bool context_visible(int outer, int inner) const;
 
   // Per-scope counters that default-named variable scopes use to uniquify their names (see
@@ -199,6 +232,12 @@ class Graph {
   VariableScopeState variable_scope;
 };
 
+// Up to `count` of `candidates` closest to `name` (edit distance, then name order): for NotFound
+// messages.
+[[nodiscard]] std::vector<std::string> closest_names(std::string_view name,
+                                                     const std::vector<std::string>& candidates,
+                                                     std::size_t count = 3);
+
 // Opens a name scope for the nodes recorded while it lives: NameScope scope(g, "layer1").
 // The scope name is made unique ("layer1_1") unless it ends with "/", which re-enters it as is.
 class NameScope {
@@ -217,14 +256,23 @@ class NameScope {
   std::string saved_;
 };
 
-// Nodes recorded while it lives run only after `deps` (control inputs). An empty list clears the
-// enclosing control dependencies, as TF's control_dependencies(None).
+// Nodes recorded while it lives run only after `deps` (control inputs), and after the enclosing
+// scopes' dependencies, as TF1's control_dependencies:
+//   ControlDependencies deps({a, b});          // control_dependencies([a, b])
+//   ControlDependencies deps(update_ops);      // an empty list adds nothing, keeps the outer ones
+//   ControlDependencies none(graph, std::nullopt);  // control_dependencies(None): clears the
+//   auto none = ControlDependencies::clear(graph);  // enclosing dependencies while it lives
+// Dependencies added inside a cleared scope apply again.
 class ControlDependencies {
  public:
   explicit ControlDependencies(std::span<const Tensor> deps);
   ControlDependencies(std::initializer_list<Tensor> deps)
       : ControlDependencies(std::span<const Tensor>(deps.begin(), deps.size())) {}
   ControlDependencies(Graph& graph, std::span<const Tensor> deps);
+  ControlDependencies(Graph& graph, std::nullopt_t none);
+  [[nodiscard]] static ControlDependencies clear(Graph& graph) {
+    return ControlDependencies(graph, std::nullopt);
+  }
   ControlDependencies(const ControlDependencies&) = delete;
   ControlDependencies& operator=(const ControlDependencies&) = delete;
   ControlDependencies(ControlDependencies&&) = delete;

@@ -15,83 +15,21 @@
 #include "gradtape/autodiff/array.h"
 #include "gradtape/autodiff/error.h"
 #include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/buffer_pool.h"
+#include "gradtape/autodiff/variable_store.h"
 
 namespace ad {
 
-// Reusable storage blocks, bucketed by size. A block returns here when the last Array using it is
-// released by the session, so a steady-state run allocates nothing. One pool serves one run at a
-// time.
-class BufferPool {
- public:
-  [[nodiscard]] std::shared_ptr<detail::Storage> acquire(std::size_t bytes);
-  // Takes the storage back when no other Array shares it; leaves `array` empty.
-  void recycle(Array& array);
-  [[nodiscard]] std::uint64_t allocations() const { return allocations_; }
-  [[nodiscard]] std::uint64_t reuses() const { return reuses_; }
-  [[nodiscard]] std::size_t bytes_allocated() const { return bytes_allocated_; }
-  void set_limit(std::size_t bytes) { limit_ = bytes; }
-
- private:
-  struct Bucket {
-    std::size_t bytes;
-    std::vector<std::shared_ptr<detail::Storage>> free;
-  };
-  // The free blocks of exactly `bytes`, an empty list added when there is none.
-  std::vector<std::shared_ptr<detail::Storage>>& free_blocks(std::size_t bytes);
-  // Sorted by size. A run uses few distinct sizes, and a binary search over them costs less than
-  // hashing (a division per probe): the pool is looked up twice for every output of every node.
-  std::vector<Bucket> buckets_;
-  std::uint64_t allocations_ = 0;
-  std::uint64_t reuses_ = 0;
-  std::size_t bytes_allocated_ = 0;
-  std::size_t limit_ = 0;  // 0: no limit
-};
-
-// The values of a session's variables, indexed by variable id. Thread-safe.
-class VariableStore {
- public:
-  // The current value (sharing storage). Throws FailedPreconditionError naming the variable when
-  // it was never initialized.
-  [[nodiscard]] Array read(const Graph& graph, int id) const;
-  [[nodiscard]] bool initialized(int id) const;
-  // Replaces the value.
-  void write(int id, Array value);
-  // How many times `node` asked before (0, 1, 2, ...): random ops draw a new stream per run.
-  [[nodiscard]] std::uint64_t next_counter(const Node* node);
-  // Calls f(value) with exclusive storage (copied first if a read still shares it).
-  template <class F>
-  void update(const Graph& graph, int id, F&& f) {
-    const std::lock_guard lock(mutex_);
-    Array& value = slot(graph, id);
-    (void)value.raw_mutable_data();  // makes the storage exclusive
-    f(value);
-  }
-  // Calls f(values), an std::array<Array*, N>, with exclusive storage for several variables under
-  // one lock: fused optimizer updates change a variable and its slots together.
-  template <std::size_t N, class F>
-  void update(const Graph& graph, const std::array<int, N>& ids, F&& f) {
-    const std::lock_guard lock(mutex_);
-    std::array<Array*, N> values{};
-    for (std::size_t k = 0; k < N; ++k) {
-      values[k] = &slot(graph, ids[k]);
-      (void)values[k]->raw_mutable_data();
-    }
-    f(values);
-  }
-
- private:
-  Array& slot(const Graph& graph, int id);
-  mutable std::mutex mutex_;
-  std::vector<Array> values_;
-  std::vector<char> initialized_;
-  std::unordered_map<const Node*, std::uint64_t> counters_;
-};
+namespace detail {
+struct RunEnv;
+}  // namespace detail
 
 class KernelContext {
  public:
   // `slots` and `produced` are the run's values and their "computed" flags, indexed by slot.
   KernelContext(const Graph& graph, const Node& node, Array* slots, char* produced,
-                const int* input_slots, int output_base, BufferPool& pool, VariableStore& variables)
+                const int* input_slots, int output_base, BufferPool& pool, VariableStore& variables,
+                const detail::RunEnv* env = nullptr)
       : graph_(graph),
         node_(node),
         slots_(slots),
@@ -99,7 +37,8 @@ class KernelContext {
         input_slots_(input_slots),
         output_base_(output_base),
         pool_(pool),
-        variables_(variables) {}
+        variables_(variables),
+        env_(env) {}
 
   [[nodiscard]] const Node& node() const { return node_; }
   [[nodiscard]] const Graph& graph() const { return graph_; }
@@ -118,6 +57,8 @@ class KernelContext {
     return *std::any_cast<A>(&node_.attrs);
   }
   [[nodiscard]] VariableStore& variables() const { return variables_; }
+  // The run this kernel belongs to (for kernels that run plans of their own: While).
+  [[nodiscard]] const detail::RunEnv* run_env() const { return env_; }
 
   // Throws InvalidArgumentError "<Op> '<node>': <what>".
   [[noreturn]] void fail(std::string_view what) const;
@@ -131,6 +72,7 @@ class KernelContext {
   int output_base_;
   BufferPool& pool_;
   VariableStore& variables_;
+  const detail::RunEnv* env_;
 };
 
 // Calls f(T{}) with T the C++ type of a floating dtype; throws InternalError otherwise.

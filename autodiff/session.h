@@ -19,8 +19,8 @@ class Variable;
 using FeedDict = std::vector<std::pair<Tensor, Array>>;
 
 struct SessionOptions {
-  // Refuse (ResourceExhaustedError) to hold more than this many bytes of run-time buffers; 0: no
-  // cap.
+  // Per session, the most bytes of buffers alive at once (pooled, in runs, fetched results still
+  // held; freed ones count no more): more is a ResourceExhaustedError. 0: no cap.
   std::size_t memory_limit_bytes = 0;
   // Check every floating output for NaN/Inf and fail naming the first node that produced one.
   bool check_numerics = false;

@@ -127,7 +127,7 @@ Variable Variable::create(Graph& graph, std::string_view full_name,
   }
   // Variables and their initializers live outside any cond branch and control dependency.
   const ContextScope root(graph, 0);
-  const ControlDependencies no_deps(graph, {});
+  const auto no_deps = ControlDependencies::clear(graph);
   VariableDef def;
   def.name = std::string(full_name);
   def.dtype = options.dtype;
@@ -226,6 +226,21 @@ Tensor variables_initializer(const std::vector<Variable>& variables) {
 
 Tensor global_variables_initializer(Graph& graph) {
   return variables_initializer(graph, global_variables(graph));
+}
+
+Variable get_variable_by_name(Graph& graph, std::string_view name) {
+  const int id = graph.find_variable(name);
+  if (id < 0) {
+    std::vector<std::string> names;
+    for (int v = 0; v < graph.num_variables(); ++v) names.push_back(graph.variable(v).name);
+    std::string closest;
+    for (const auto& n : closest_names(name, names))
+      closest += (closest.empty() ? "'" : ", '") + n + "'";
+    throw NotFoundError(str("get_variable_by_name: no variable named '", name, "' (",
+                            closest.empty() ? "the graph has no variables" : "closest: " + closest,
+                            ")"));
+  }
+  return Variable(Tensor(&graph, graph.variable(id).handle_node, 0));
 }
 
 }  // namespace ad

@@ -70,6 +70,9 @@ class Variable {
 [[nodiscard]] std::vector<Variable> variables_in_collection(const Graph& graph,
                                                             std::string_view key,
                                                             std::string_view scope = {});
+// The variable with this full name ("dense/kernel", as Variable::name()); NotFoundError naming the
+// closest existing variable names when there is none.
+[[nodiscard]] Variable get_variable_by_name(Graph& graph, std::string_view name);
 // An op running the initializers of `variables` / of every global variable.
 [[nodiscard]] Tensor variables_initializer(Graph& graph, const std::vector<Variable>& variables);
 // The same for a non-empty list (the graph is the variables'), as TF's variables_initializer(vars).
