@@ -15,8 +15,8 @@
 #include <sstream>
 
 #include "autodiff/error.h"
-#include "autodiff/saver.h"
 #include "autodiff/internal/saver_io.h"
+#include "autodiff/saver.h"
 #include "autodiff/session.h"
 #include "autodiff/warnings.h"
 

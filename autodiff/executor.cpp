@@ -1,5 +1,5 @@
 // The run loop over a plan's steps, shared by Session::run and the While kernel.
-#include "autodiff/executor.h"
+#include "autodiff/internal/executor.h"
 
 #include "autodiff/check_numerics.h"
 #include "autodiff/error.h"

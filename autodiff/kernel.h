@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "gradtape/autodiff/array.h"
+#include "gradtape/autodiff/buffer_pool.h"
 #include "gradtape/autodiff/error.h"
 #include "gradtape/autodiff/graph.h"
-#include "gradtape/autodiff/buffer_pool.h"
 #include "gradtape/autodiff/variable_store.h"
 
 namespace ad {

@@ -1,6 +1,6 @@
 // Plan building as a chain of small steps: mark feeds, prune, assign slots, list steps and
 // fetches, liveness, release lists.
-#include "autodiff/plan.h"
+#include "autodiff/internal/plan.h"
 
 #include <algorithm>
 

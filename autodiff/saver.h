@@ -17,18 +17,19 @@
 // the state file naming complete checkpoints only. latest_checkpoint(dir) reads it back.
 #pragma once
 
-#include <string>
-#include <vector>
-#include "gradtape/autodiff/graph.h"
-#include "gradtape/autodiff/variable.h"
 #include <concepts>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
+
 #include "gradtape/autodiff/array.h"
+#include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/variable.h"
 
 namespace ad {
 

@@ -6,11 +6,11 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "autodiff/executor.h"
 #include "autodiff/graph.h"
 #include "autodiff/internal/all_finite.h"
+#include "autodiff/internal/executor.h"
+#include "autodiff/internal/plan.h"
 #include "autodiff/kernel.h"
-#include "autodiff/plan.h"
 #include "autodiff/variable.h"
 
 namespace ad {

@@ -7,9 +7,9 @@
 #include <cmath>
 
 #include "autodiff/error.h"
+#include "autodiff/internal/summary_proto.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/internal/summary_proto.h"
 
 namespace ad::summary {
 

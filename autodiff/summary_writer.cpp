@@ -12,8 +12,8 @@
 #include <filesystem>
 
 #include "autodiff/error.h"
-#include "autodiff/summary.h"
 #include "autodiff/internal/summary_proto.h"
+#include "autodiff/summary.h"
 
 namespace ad::summary {
 

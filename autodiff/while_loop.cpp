@@ -11,14 +11,14 @@
 
 #include "autodiff/control.h"
 #include "autodiff/error.h"
-#include "autodiff/executor.h"
 #include "autodiff/gradients.h"
 #include "autodiff/graph.h"
+#include "autodiff/internal/executor.h"
+#include "autodiff/internal/while_loop_trace.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/while_loop_trace.h"
 
 namespace ad {
 

@@ -1,5 +1,5 @@
 // TraceRead and its gradient TraceScatter: iteration t's slice of a While node's flat trace.
-#include "autodiff/while_loop_trace.h"
+#include "autodiff/internal/while_loop_trace.h"
 
 #include <cstring>
 

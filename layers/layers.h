@@ -9,5 +9,5 @@
 #include "gradtape/layers/flatten.h"
 #include "gradtape/layers/losses.h"
 #include "gradtape/layers/metrics.h"
-#include "gradtape/layers/pooling.h"
 #include "gradtape/layers/normalization.h"
+#include "gradtape/layers/pooling.h"

@@ -15,9 +15,9 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
+#include "autodiff/ops/internal/conv_onednn.h"
 #include "autodiff/ops/internal/gemm.h"
 #include "autodiff/ops/internal/op_errors.h"
-#include "autodiff/ops/internal/conv_onednn.h"
 
 namespace ad {
 

@@ -11,8 +11,8 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/internal/broadcast.h"
-#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/elementwise_kernels.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
 

@@ -4,8 +4,8 @@
 #pragma once
 
 #include "gradtape/autodiff/dtype.h"
-#include "gradtape/autodiff/tensor.h"
 #include "gradtape/autodiff/ops/activations.h"
+#include "gradtape/autodiff/tensor.h"
 
 namespace ad {
 

@@ -3,7 +3,7 @@
 // those n positions. Forward (LayerNorm): the family's channel_statistics per row, then TF's
 // nn.batch_normalization op order per element, bitwise equal to nn::normalize's composition.
 // Backward (LayerNormGrad): one op computing dx, dscale and doffset, with a gradient of its own.
-#include "autodiff/ops/layer_norm.h"
+#include "autodiff/ops/internal/layer_norm.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,8 +13,8 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
-#include "autodiff/ops/internal/channel_stats.h"
 #include "autodiff/ops/elementwise.h"
+#include "autodiff/ops/internal/channel_stats.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {

@@ -22,9 +22,9 @@
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/fixed_lanes.h"
 #include "autodiff/ops/internal/op_errors.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/reduce.h"
 
 namespace ad {

@@ -14,9 +14,9 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
-#include "autodiff/ops/internal/channel_stats.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/ops/layer_norm.h"
+#include "autodiff/ops/internal/channel_stats.h"
+#include "autodiff/ops/internal/layer_norm.h"
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/reduce.h"
 

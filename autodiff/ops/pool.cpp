@@ -10,8 +10,8 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
-#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/op_errors.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
 

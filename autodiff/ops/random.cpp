@@ -15,8 +15,8 @@
 #include "autodiff/error.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
-#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/op_errors.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
 

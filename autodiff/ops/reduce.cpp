@@ -15,8 +15,8 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
-#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/op_errors.h"
+#include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/reduce_loops.h"
 
 namespace ad {

@@ -1,6 +1,6 @@
 // Plan building, step by step (autodiff/plan.h): pruning, slots, steps, liveness and release
 // lists, each against a plan worked out by hand for a small graph.
-#include "autodiff/plan.h"
+#include "autodiff/internal/plan.h"
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>

@@ -6,9 +6,9 @@
 #include <span>
 #include <vector>
 
+#include "autodiff/internal/plan.h"
 #include "gradtape/autodiff/array.h"
 #include "gradtape/autodiff/buffer_pool.h"
-#include "gradtape/autodiff/plan.h"
 #include "gradtape/autodiff/variable_store.h"
 
 namespace ad::detail {
