@@ -7,6 +7,7 @@
 #include <boost/mpi/request.hpp>
 #include <boost/mpi/status.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -33,6 +34,20 @@ struct State {
   CommunicationStats stats;
   // Buffers of transfers abandoned by a timeout: MPI may still write into them, so they live on.
   std::vector<std::shared_ptr<Bytes>> abandoned;
+
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  State(State&&) = delete;
+  State& operator=(State&&) = delete;
+  // After a timeout the job has lost a rank, and MPI_Finalize (run by the environment's
+  // destructor) would wait for it forever: end the job with MPI_Abort instead.
+  ~State() {
+    if (!abandoned.empty() && environment) {
+      std::fflush(nullptr);
+      mpi::environment::abort(1);
+    }
+  }
 };
 
 State& state() {
