@@ -7,6 +7,7 @@
 #include <boost/mpi/request.hpp>
 #include <boost/mpi/status.hpp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -33,6 +34,20 @@ struct State {
   CommunicationStats stats;
   // Buffers of transfers abandoned by a timeout: MPI may still write into them, so they live on.
   std::vector<std::shared_ptr<Bytes>> abandoned;
+
+  State() = default;
+  State(const State&) = delete;
+  State& operator=(const State&) = delete;
+  State(State&&) = delete;
+  State& operator=(State&&) = delete;
+  // After a timeout the job has lost a rank, and MPI_Finalize (run by the environment's
+  // destructor) would wait for it forever: end the job with MPI_Abort instead.
+  ~State() {
+    if (!abandoned.empty() && environment) {
+      std::fflush(nullptr);
+      mpi::environment::abort(1);
+    }
+  }
 };
 
 State& state() {
@@ -172,17 +187,16 @@ std::vector<Bytes> transfer(std::string_view op, std::string_view node,
   }
   const auto deadline = start + s.timeout;
   for (std::int64_t spins = 0; !poll(*s.world, tag, sends, receives); ++spins) {
-    // MPI moves a large message in fragments only while both sides poll, so poll without pause
-    // for the first few milliseconds (giving the core away here costs a scheduler slice per
-    // fragment on a loaded machine); then yield it to other runnable threads (ranks may
-    // outnumber cores); past 200 ms the peer is slow or lost: poll every 100 us.
-    if ((spins & 255) != 0) continue;
+    // MPI moves a large message in fragments only while both sides poll. Between polls the core
+    // goes to any other runnable thread (ranks may outnumber cores, and on a loaded machine a
+    // rank spinning through its time slice delays the very peer it waits for); past 200 ms the
+    // peer is slow or lost: poll every 100 us.
+    std::this_thread::yield();
+    if ((spins & 63) != 0) continue;
     const auto now = Clock::now();
     if (now > deadline) time_out(op, node, framed, sends, receives);
     if (now > start + std::chrono::milliseconds(200)) {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
-    } else if (now > start + std::chrono::milliseconds(5)) {
-      std::this_thread::yield();
     }
   }
   s.stats.seconds += std::chrono::duration<double>(Clock::now() - start).count();

@@ -16,6 +16,8 @@ namespace ad::distributed {
 
 // A collective did not complete before the timeout: a peer failed, exited or is waiting in a
 // different collective. The message names the op, its node and the ranks that did not answer.
+// The job has then lost a rank: at exit the process ends with MPI_Abort (status 1) instead of
+// waiting for the lost rank in MPI_Finalize.
 class DeadlineExceededError : public Error {
  public:
   using Error::Error;
