@@ -23,6 +23,7 @@
 #include "autodiff/regularizers.h"
 #include "autodiff/saver.h"
 #include "autodiff/session.h"
+#include "autodiff/summary.h"
 #include "autodiff/tensor.h"
 #include "autodiff/variable.h"
 #include "autodiff/variable_scope.h"
