@@ -23,6 +23,7 @@
 #include "gradtape/autodiff/regularizers.h"
 #include "gradtape/autodiff/saver.h"
 #include "gradtape/autodiff/session.h"
+#include "gradtape/autodiff/summary.h"
 #include "gradtape/autodiff/tensor.h"
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"

@@ -227,7 +227,6 @@ std::string format_state(const std::string& directory, const CheckpointState& st
 std::optional<CheckpointState> get_checkpoint_state(const std::string& checkpoint_dir,
                                                     const std::string& latest_filename) {
   const std::string file = join(checkpoint_dir, latest_filename);
-  detail::remove_stray_temporaries(file);
   if (!file_exists(file)) return std::nullopt;
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;

@@ -85,6 +85,7 @@ struct GraphKeys {
   static constexpr std::string_view MOVING_AVERAGE_VARIABLES = "moving_average_variables";
   static constexpr std::string_view MODEL_VARIABLES = "model_variables";
   static constexpr std::string_view LOCAL_VARIABLES = "local_variables";
+  static constexpr std::string_view METRIC_VARIABLES = "metric_variables";
   static constexpr std::string_view UPDATE_OPS = "update_ops";
   static constexpr std::string_view REGULARIZATION_LOSSES = "regularization_losses";
   static constexpr std::string_view LOSSES = "losses";

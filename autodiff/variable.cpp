@@ -162,7 +162,9 @@ Variable Variable::create(Graph& graph, std::string_view full_name,
     graph.mutable_variable(id).initializer =
         record_assign(kAssignOp, var, var.initial_value(), "Assign");
   }
-  graph.add_to_collection(GraphKeys::GLOBAL_VARIABLES, handle);
+  const bool local = std::find(options.collections.begin(), options.collections.end(),
+                               GraphKeys::LOCAL_VARIABLES) != options.collections.end();
+  if (!local) graph.add_to_collection(GraphKeys::GLOBAL_VARIABLES, handle);
   if (def.trainable) graph.add_to_collection(GraphKeys::TRAINABLE_VARIABLES, handle);
   for (const auto& key : options.collections) {
     if (key != GraphKeys::GLOBAL_VARIABLES && key != GraphKeys::TRAINABLE_VARIABLES) {
@@ -241,6 +243,14 @@ Variable get_variable_by_name(Graph& graph, std::string_view name) {
                             ")"));
   }
   return Variable(Tensor(&graph, graph.variable(id).handle_node, 0));
+}
+
+std::vector<Variable> local_variables(const Graph& graph) {
+  return variables_in_collection(graph, GraphKeys::LOCAL_VARIABLES);
+}
+
+Tensor local_variables_initializer(Graph& graph) {
+  return variables_initializer(graph, local_variables(graph));
 }
 
 }  // namespace ad

@@ -19,7 +19,8 @@ struct VariableOptions {
   Regularizer regularizer{};  // its loss goes to REGULARIZATION_LOSSES when the variable is created
   Constraint constraint{};    // applied by optimizers after each update
   bool trainable = true;
-  // Collections besides GLOBAL_VARIABLES (and TRAINABLE_VARIABLES when trainable).
+  // Collections besides GLOBAL_VARIABLES (and TRAINABLE_VARIABLES when trainable). With
+  // LOCAL_VARIABLES among them the variable is local instead of global, as in TF.
   std::vector<std::string> collections{};
 };
 
@@ -78,5 +79,8 @@ class Variable {
 // The same for a non-empty list (the graph is the variables'), as TF's variables_initializer(vars).
 [[nodiscard]] Tensor variables_initializer(const std::vector<Variable>& variables);
 [[nodiscard]] Tensor global_variables_initializer(Graph& graph);
+// The LOCAL_VARIABLES (e.g. the streaming metrics' counters) and the op initializing them.
+[[nodiscard]] std::vector<Variable> local_variables(const Graph& graph);
+[[nodiscard]] Tensor local_variables_initializer(Graph& graph);
 
 }  // namespace ad

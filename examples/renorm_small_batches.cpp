@@ -211,9 +211,10 @@ int run(int argc, char** argv) {
   if (o.small_batch < 1) throw boost::program_options::error("--small-batch must be at least 1");
   if (runs < 1) throw boost::program_options::error("--runs must be at least 1");
 
-  examples::CsvWriter csv(
-      f.metrics_csv, {"seed", "model", "batch_size", "epoch", "step", "train_loss", "test_loss",
-                      "test_accuracy", "rmax", "dmax", "seconds"});
+  examples::CsvWriter csv(f.metrics_csv,
+                          {"seed", "model", "batch_size", "epoch", "step", "train_loss",
+                           "test_loss", "test_accuracy", "rmax", "dmax", "seconds"},
+                          {"seed", "model", "batch_size"});
   const std::vector<Config> configs = model_configs(o, f.batch_size);
   std::vector<std::vector<Result>> all;  // [run][model]
   for (int r = 0; r < runs; ++r) {
