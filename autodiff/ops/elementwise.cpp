@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <utility>
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
@@ -33,14 +34,14 @@ Tensor record_binary(const OpDef& op, const Tensor& a, const Tensor& b, BinaryOp
   return a.graph().record1(op, inputs, {options.bool_result ? DType::Bool : a.dtype(), shape});
 }
 
-Tensor record_unary(const OpDef& op, const Tensor& x) {
+Tensor record_unary(const OpDef& op, const Tensor& x, std::any attrs) {
   if (!x) throw ValueError(str(op.name, ": the input is an empty Tensor"));
   if (!is_floating(x.dtype())) {
     throw ValueError(str(op.name, ": '", x.name(), "' is ", x.dtype(), x.shape(),
                          "; expected float32 or float64"));
   }
   const Tensor inputs[] = {x};
-  return x.graph().record1(op, inputs, {x.dtype(), x.shape()});
+  return x.graph().record1(op, inputs, {x.dtype(), x.shape()}, std::move(attrs));
 }
 
 }  // namespace detail
@@ -312,6 +313,19 @@ Tensor rsqrt(const Tensor& x) {
         const Tensor y = g.output(0);
         g.set(0, mul(g.grad_output(0), mul(scalar_like(y, -0.5), mul(y, square(y)))));
       }};
+  return record_unary(kOp, x);
+}
+
+// d/dx erf(x) = 2 / sqrt(pi) exp(-x^2).
+Tensor erf(const Tensor& x) {
+  static constexpr OpDef kOp{.name = "Erf",
+                             .kernel = unary_kernel<decltype([](auto v) { return std::erf(v); })>,
+                             .gradient = [](GradContext& g) {
+                               const Tensor in = g.input(0);
+                               const Tensor slope =
+                                   mul(scalar_like(in, 1.1283791670955126), exp(neg(square(in))));
+                               g.set(0, mul(g.grad_output(0), slope));
+                             }};
   return record_unary(kOp, x);
 }
 
