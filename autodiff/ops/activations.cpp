@@ -63,7 +63,8 @@ Tensor relu_grad(const Tensor& dy, const Tensor& x) {
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  static constexpr auto kRelu = [](auto v) { return v > decltype(v){0} ? v : decltype(v){0}; };
+  // NaN stays NaN, as in TF's and PyTorch's relu: !(v <= 0) holds for NaN.
+  static constexpr auto kRelu = [](auto v) { return !(v <= decltype(v){0}) ? v : decltype(v){0}; };
   static constexpr OpDef kOp{
       .name = "Relu", .kernel = unary_kernel<decltype(kRelu)>, .gradient = [](GradContext& g) {
         g.set(0, relu_grad(g.grad_output(0), g.input(0)));
