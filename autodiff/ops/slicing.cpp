@@ -196,7 +196,12 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
       }
       if (shape[d] < 0) shape[d] = s[d];
     }
-    shape[a] = (shape[a] < 0 || s[a] < 0) ? -1 : shape[a] + s[a];
+    const auto joined = detail::checked_add(shape[a], s[a]);
+    if (shape[a] >= 0 && s[a] >= 0 && !joined) {
+      throw ValueError(str(who, ": the joined size of axis ", a, " overflows int64 at input ", i,
+                           " '", xs[i].name(), "' ", s));
+    }
+    shape[a] = (shape[a] < 0 || s[a] < 0) ? -1 : *joined;
   }
   return graph.record1(kConcatOp, xs, {first.dtype(), shape}, ConcatAttrs{a}, "concat");
 }

@@ -152,6 +152,9 @@ BOOST_AUTO_TEST_CASE(overflowing_static_shapes_are_value_errors_naming_the_op) {
                         MessageHas({"one_hot 'OneHot'", "more elements than fit in int64"}));
   BOOST_CHECK_EXCEPTION((void)ad::random_uniform(g, ad::Shape({big, 4})), ad::ValueError,
                         MessageHas({"random_uniform", "more elements than fit in int64"}));
+  auto huge = ad::placeholder(g, DType::Float32, {big, 0}, "huge");
+  BOOST_CHECK_EXCEPTION((void)ad::concat({huge, huge}, 0), ad::ValueError,
+                        MessageHas({"concat 'concat'", "overflows int64"}));
   // The graph is still usable.
   ad::Session s(g);
   BOOST_TEST(s.run({ad::tile(x, {2, 2})}, {{x, Array(DType::Float32, {4, 1})}})[0].size() == 16);
