@@ -115,7 +115,6 @@ Tensor fill(Graph& graph, const Shape& shape, double value, DType dtype) {
     throw ValueError(str(op_label(graph, "fill", "Fill"), ": shape ", shape,
                          " must be fully defined (use the overload taking a dims tensor)"));
   }
-  detail::require_countable(op_label(graph, "fill", "Fill"), shape);
   return graph.record1(kFillOp, {}, {dtype, shape}, FillAttrs{value}, "Fill");
 }
 
