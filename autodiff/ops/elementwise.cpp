@@ -3,8 +3,12 @@
 // ops/internal/elementwise_kernels.h. Activations (relu, sigmoid, ...) are in activations.cpp.
 #include "autodiff/ops/elementwise.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <utility>
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
@@ -35,14 +39,14 @@ Tensor record_binary(const OpDef& op, const Tensor& a, const Tensor& b, BinaryOp
   return a.graph().record1(op, inputs, {options.bool_result ? DType::Bool : a.dtype(), shape});
 }
 
-Tensor record_unary(const OpDef& op, const Tensor& x) {
+Tensor record_unary(const OpDef& op, const Tensor& x, std::any attrs) {
   if (!x) throw ValueError(str(op.name, ": the input is an empty Tensor"));
   if (!is_floating(x.dtype())) {
     throw ValueError(str(op.name, ": '", x.name(), "' is ", x.dtype(), x.shape(),
                          "; expected float32 or float64"));
   }
   const Tensor inputs[] = {x};
-  return x.graph().record1(op, inputs, {x.dtype(), x.shape()});
+  return x.graph().record1(op, inputs, {x.dtype(), x.shape()}, std::move(attrs));
 }
 
 }  // namespace detail
@@ -64,6 +68,56 @@ void select_gradient(GradContext& g, const Tensor& take_a) {
   const Tensor mask = cast(take_a, dy.dtype());
   if (g.wants(0)) g.set(0, sum_to_shape_of(mul(dy, mask), g.input(0)));
   if (g.wants(1)) g.set(1, sum_to_shape_of(mul(dy, sub(scalar_like(mask, 1.0), mask)), g.input(1)));
+}
+
+enum class IntegerOp { kDivide, kPower };
+
+// base^exponent for exponent >= 0 by repeated squaring; sets `overflow` when it does not fit.
+std::int64_t integer_power(std::int64_t base, std::int64_t exponent, bool& overflow) {
+  std::int64_t result = 1;
+  while (exponent > 0) {
+    if ((exponent & 1) != 0) overflow |= __builtin_mul_overflow(result, base, &result);
+    exponent >>= 1;
+    if (exponent > 0) overflow |= __builtin_mul_overflow(base, base, &base);
+  }
+  return result;
+}
+
+// Int64 division and power with TF's errors, and an error where the result does not fit. The
+// operands are scanned first (the loop may run on OpenMP threads, where nothing may throw);
+// an overflow is reported after the loop.
+void checked_integer_kernel(KernelContext& ctx, IntegerOp op) {
+  const Array& a = ctx.input(0);
+  const Array& b = ctx.input(1);
+  const auto rhs = b.data<std::int64_t>();
+  if (op == IntegerOp::kDivide && std::find(rhs.begin(), rhs.end(), 0) != rhs.end())
+    ctx.fail("integer division by zero");
+  if (op == IntegerOp::kPower && std::any_of(rhs.begin(), rhs.end(), [](auto e) { return e < 0; }))
+    ctx.fail("integers to negative integer powers are not allowed");
+  Array& out = ctx.allocate_output(0, detail::runtime_broadcast(ctx, a.shape(), b.shape()));
+  std::atomic<bool> overflow{false};
+  const auto note = [&overflow](bool happened) {
+    if (happened) overflow.store(true, std::memory_order_relaxed);
+  };
+  using I = std::int64_t;
+  if (op == IntegerOp::kDivide) {
+    detail::binary_loop<I, I>(a, b, out, [&](I x, I y) {
+      const bool wraps = y == -1 && x == std::numeric_limits<I>::min();
+      note(wraps);
+      return wraps ? x : x / y;
+    });
+  } else {
+    detail::binary_loop<I, I>(a, b, out, [&](I x, I y) {
+      bool wraps = false;
+      const I r = integer_power(x, y, wraps);
+      note(wraps);
+      return r;
+    });
+  }
+  if (overflow.load()) {
+    ctx.fail(str("integer overflow: an element of ", a.shape(),
+                 op == IntegerOp::kDivide ? " / " : " ^ ", b.shape(), " does not fit in int64"));
+  }
 }
 
 void require_bool(const char* op, const Tensor& a) {
@@ -111,18 +165,17 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   return record_binary(kOp, a, b);
 }
 
+// Integers: truncating, and checked as TF checks them (InvalidArgumentError for a zero divisor);
+// INT64_MIN / -1, whose quotient does not fit, is an error too rather than a SIGFPE.
 Tensor div(const Tensor& a, const Tensor& b) {
-  static constexpr auto kDivide = [](auto x, auto y) {
-    using T = decltype(x);
-    if constexpr (std::is_integral_v<T>) {
-      return y == 0 ? T{0} : x / y;
+  static constexpr auto kKernel = [](KernelContext& ctx) {
+    if (ctx.input(0).dtype() == DType::Int64) {
+      checked_integer_kernel(ctx, IntegerOp::kDivide);
     } else {
-      return x / y;
+      arithmetic_kernel<decltype([](auto x, auto y) { return x / y; })>(ctx);
     }
   };
-  static constexpr OpDef kOp{.name = "RealDiv",
-                             .kernel = arithmetic_kernel<decltype(kDivide)>,
-                             .gradient = [](GradContext& g) {
+  static constexpr OpDef kOp{.name = "RealDiv", .kernel = kKernel, .gradient = [](GradContext& g) {
                                const Tensor dy = g.grad_output(0);
                                const Tensor x = g.input(0);
                                const Tensor y = g.input(1);
@@ -133,30 +186,38 @@ Tensor div(const Tensor& a, const Tensor& b) {
   return record_binary(kOp, a, b);
 }
 
+// NaN wins on either side, as in TF's CPU kernels (x != x only for NaN).
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  static constexpr OpDef kOp{
-      .name = "Maximum",
-      .kernel = arithmetic_kernel<decltype([](auto x, auto y) { return x >= y ? x : y; })>,
-      .gradient = [](GradContext& g) {
-        select_gradient(g, greater_equal(g.input(0), g.input(1)));
-      }};
+  static constexpr auto kMax = [](auto x, auto y) { return (x >= y || x != x) ? x : y; };
+  static constexpr OpDef kOp{.name = "Maximum",
+                             .kernel = arithmetic_kernel<decltype(kMax)>,
+                             .gradient = [](GradContext& g) {
+                               select_gradient(g, greater_equal(g.input(0), g.input(1)));
+                             }};
   return record_binary(kOp, a, b);
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
+  static constexpr auto kMin = [](auto x, auto y) { return (x <= y || x != x) ? x : y; };
   static constexpr OpDef kOp{
       .name = "Minimum",
-      .kernel = arithmetic_kernel<decltype([](auto x, auto y) { return x <= y ? x : y; })>,
+      .kernel = arithmetic_kernel<decltype(kMin)>,
       .gradient = [](GradContext& g) { select_gradient(g, less_equal(g.input(0), g.input(1))); }};
   return record_binary(kOp, a, b);
 }
 
-// d/da = b a^(b-1); d/db = a^b log(a) where a > 0, else 0 (undefined there).
+// d/da = b a^(b-1); d/db = a^b log(a) where a > 0, else 0 (undefined there). Integers: exact, by
+// repeated squaring; a negative exponent (as TF) or an overflow is an InvalidArgumentError.
 Tensor pow(const Tensor& a, const Tensor& b) {
+  static constexpr auto kKernel = [](KernelContext& ctx) {
+    if (ctx.input(0).dtype() == DType::Int64) {
+      checked_integer_kernel(ctx, IntegerOp::kPower);
+    } else {
+      arithmetic_kernel<decltype([](auto x, auto y) { return std::pow(x, y); })>(ctx);
+    }
+  };
   static constexpr OpDef kOp{
-      .name = "Pow",
-      .kernel = arithmetic_kernel<decltype([](auto x, auto y) { return std::pow(x, y); })>,
-      .gradient = [](GradContext& g) {
+      .name = "Pow", .kernel = kKernel, .gradient = [](GradContext& g) {
         const Tensor dy = g.grad_output(0);
         const Tensor x = g.input(0);
         const Tensor y = g.input(1);
@@ -314,6 +375,19 @@ Tensor rsqrt(const Tensor& x) {
         const Tensor y = g.output(0);
         g.set(0, mul(g.grad_output(0), mul(scalar_like(y, -0.5), mul(y, square(y)))));
       }};
+  return record_unary(kOp, x);
+}
+
+// d/dx erf(x) = 2 / sqrt(pi) exp(-x^2).
+Tensor erf(const Tensor& x) {
+  static constexpr OpDef kOp{.name = "Erf",
+                             .kernel = unary_kernel<decltype([](auto v) { return std::erf(v); })>,
+                             .gradient = [](GradContext& g) {
+                               const Tensor in = g.input(0);
+                               const Tensor slope =
+                                   mul(scalar_like(in, 1.1283791670955126), exp(neg(square(in))));
+                               g.set(0, mul(g.grad_output(0), slope));
+                             }};
   return record_unary(kOp, x);
 }
 

@@ -39,6 +39,8 @@ namespace ad {
 [[nodiscard]] Tensor sqrt(const Tensor& x);
 [[nodiscard]] Tensor rsqrt(const Tensor& x);
 [[nodiscard]] Tensor square(const Tensor& x);
+// The Gauss error function, 2 / sqrt(pi) * integral of exp(-t^2) from 0 to x.
+[[nodiscard]] Tensor erf(const Tensor& x);
 [[nodiscard]] Tensor reciprocal(const Tensor& x);
 
 // Converts x to `dtype`; the gradient flows back between floating dtypes only.

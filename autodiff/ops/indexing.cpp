@@ -219,6 +219,7 @@ void one_hot_kernel(KernelContext& ctx) {
   const auto& attrs = ctx.attrs<OneHotAttrs>();
   Shape shape = indices.shape();
   shape.push_back(attrs.depth);
+  detail::require_countable(ctx, shape);
   Array& out = ctx.allocate_output(0, shape);
   const auto idx = indices.data<std::int64_t>();
   dispatch_all(out.dtype(), [&](auto tag) {
@@ -248,6 +249,7 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, double on_value, doubl
   if (depth < 0) throw ValueError(str(who, ": depth ", depth, " is negative"));
   Shape shape = indices.shape();
   shape.push_back(depth);
+  detail::require_countable(who, shape);
   const Tensor inputs[] = {indices};
   return indices.graph().record1(kOneHotOp, inputs, {dtype, shape},
                                  OneHotAttrs{depth, on_value, off_value}, "OneHot");

@@ -19,6 +19,15 @@ struct Moments {
 // order are exact: unlike TF's stop_gradient(mean), which makes the second order inexact.
 [[nodiscard]] Moments moments(const Tensor& x, const std::vector<int>& axes, bool keepdims = false);
 
+// tf.norm's orders: 'euclidean' (2 for vectors, Frobenius for matrices), 1 and inf.
+enum class NormOrder { kEuclidean, kOne, kInfinity };
+
+// tf.norm: with `axes` empty, x's elements as one vector; with one axis, the vector norms along
+// it; with two, (rows, columns), the matrix norm (1: largest column sum; inf: largest row sum).
+// Float32 or float64. The euclidean norm's gradient at 0 is NaN, as TF's.
+[[nodiscard]] Tensor norm(const Tensor& x, NormOrder ord = NormOrder::kEuclidean,
+                          const std::vector<int>& axes = {}, bool keepdims = false);
+
 namespace nn {
 
 using ad::moments;
@@ -43,6 +52,10 @@ using ad::moments;
 [[nodiscard]] Tensor sigmoid_cross_entropy_with_logits(const Tensor& labels, const Tensor& logits);
 // sum(x^2) / 2.
 [[nodiscard]] Tensor l2_loss(const Tensor& x);
+// tf.nn.l2_normalize: x * rsqrt(max(sum(x^2 over axes), epsilon)) (axes empty: all).
+[[nodiscard]] Tensor l2_normalize(const Tensor& x, const std::vector<int>& axes,
+                                  double epsilon = 1e-12);
+[[nodiscard]] Tensor l2_normalize(const Tensor& x, int axis, double epsilon = 1e-12);
 
 }  // namespace nn
 }  // namespace ad

@@ -242,7 +242,7 @@ Tensor record_random(Graph& graph, const Shape& shape, std::string_view fn,
     throw ValueError(str(who, ": shape ", shape,
                          " must be fully defined (random_uniform also takes a dims tensor)"));
   }
-  (void)shape.num_elements();  // throws when the count overflows
+  detail::require_countable(who, shape);
   return graph.record1(op, {}, {options.dtype, shape},
                        make_attrs(graph, who, distribution, a, b, options));
 }

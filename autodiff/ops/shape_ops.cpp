@@ -61,7 +61,12 @@ Shape resolve_reshape(const KernelContext& ctx, const Shape& input,
       ctx.fail(str("the requested shape ", vector_string(requested),
                    " may hold non-negative dims and at most one -1"));
     } else {
-      known *= requested[d];
+      const auto product = detail::checked_mul(known, requested[d]);
+      if (!product) {
+        ctx.fail(str("the requested shape ", vector_string(requested),
+                     " has more elements than fit in int64"));
+      }
+      known = *product;
     }
   }
   if (requested.size() > static_cast<std::size_t>(Shape::kMaxRank))
@@ -123,7 +128,12 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   int inferred = -1;
   for (int d = 0; d < shape.rank(); ++d) {
     if (shape[d] >= 0) {
-      known *= shape[d];
+      const auto product = detail::checked_mul(known, shape[d]);
+      if (!product) {
+        throw ValueError(
+            str(who, ": the requested shape ", requested, " has more elements than fit in int64"));
+      }
+      known = *product;
     } else if (inferred >= 0) {
       throw ValueError(str(who, ": the requested shape ", requested,
                            " has more than one -1 (only one dim can be inferred)"));
@@ -431,6 +441,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   const std::string who = op_label(x.graph(), "broadcast_to", "BroadcastTo");
   if (!shape.is_fully_defined())
     throw ValueError(str(who, ": the target shape ", shape, " must be fully defined"));
+  detail::require_countable(who, shape);
   const Shape& s = x.shape();
   bool ok = s.rank() <= shape.rank();
   for (int d = 0; ok && d < s.rank(); ++d) {

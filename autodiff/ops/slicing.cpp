@@ -196,7 +196,12 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
       }
       if (shape[d] < 0) shape[d] = s[d];
     }
-    shape[a] = (shape[a] < 0 || s[a] < 0) ? -1 : shape[a] + s[a];
+    const auto joined = detail::checked_add(shape[a], s[a]);
+    if (shape[a] >= 0 && s[a] >= 0 && !joined) {
+      throw ValueError(str(who, ": the joined size of axis ", a, " overflows int64 at input ", i,
+                           " '", xs[i].name(), "' ", s));
+    }
+    shape[a] = (shape[a] < 0 || s[a] < 0) ? -1 : *joined;
   }
   return graph.record1(kConcatOp, xs, {first.dtype(), shape}, ConcatAttrs{a}, "concat");
 }
@@ -289,9 +294,13 @@ void pad_kernel(KernelContext& ctx) {
   Shape shape = x.shape();
   Dims before{};
   for (int d = 0; d < x.rank(); ++d) {
-    shape[d] += paddings[u(d)].first + paddings[u(d)].second;
+    const auto padded = detail::checked_add(shape[d], paddings[u(d)].first);
+    const auto total = padded ? detail::checked_add(*padded, paddings[u(d)].second) : padded;
+    if (!total) ctx.fail(str("padding dim ", d, " of ", x.shape(), " overflows int64"));
+    shape[d] = *total;
     before[u(d)] = paddings[u(d)].first;
   }
+  detail::require_countable(ctx, shape);
   Array& out = ctx.allocate_output(0, shape);
   zero_fill(out);
   dispatch_all(x.dtype(), [&](auto tag) {
@@ -394,8 +403,15 @@ Tensor pad(const Tensor& x, const Paddings& paddings) {
       throw ValueError(
           str(who, ": padding {", before, ", ", after, "} of dim ", d, " is negative"));
     }
-    shape.push_back(s[d] < 0 ? -1 : s[d] + before + after);
+    const auto padded = detail::checked_add(s[d], before);
+    const auto total = padded ? detail::checked_add(*padded, after) : padded;
+    if (!total) {
+      throw ValueError(str(who, ": padding {", before, ", ", after, "} of dim ", d, " of '",
+                           x.name(), "' ", s, " overflows int64"));
+    }
+    shape.push_back(s[d] < 0 ? -1 : *total);
   }
+  detail::require_countable(who, shape);
   return record_one_input(kPadOp, x, shape, PadAttrs{paddings}, "Pad");
 }
 
@@ -466,7 +482,15 @@ void tile_kernel(KernelContext& ctx) {
   const Array& x = ctx.input(0);
   const auto& multiples = ctx.attrs<TileAttrs>().multiples;
   Shape shape = x.shape();
-  for (int d = 0; d < x.rank(); ++d) shape[d] *= multiples[u(d)];
+  for (int d = 0; d < x.rank(); ++d) {
+    const auto tiled = detail::checked_mul(shape[d], multiples[u(d)]);
+    if (!tiled) {
+      ctx.fail(str("tiling ", x.shape(), " by ", vector_string(multiples),
+                   " overflows int64 in dim ", d));
+    }
+    shape[d] = *tiled;
+  }
+  detail::require_countable(ctx, shape);
   Array& out = ctx.allocate_output(0, shape);
   if (out.size() == 0) return;
   const TilePlan plan = tile_plan(x.shape(), multiples);
@@ -576,8 +600,14 @@ Tensor tile(const Tensor& x, const std::vector<std::int64_t>& multiples) {
   for (int d = 0; d < s.rank(); ++d) {
     if (multiples[u(d)] < 0)
       throw ValueError(str(who, ": multiples ", vector_string(multiples), " has a negative entry"));
-    shape.push_back(s[d] < 0 ? -1 : s[d] * multiples[u(d)]);
+    const auto tiled = detail::checked_mul(s[d], multiples[u(d)]);
+    if (s[d] >= 0 && !tiled) {
+      throw ValueError(str(who, ": tiling '", x.name(), "' ", s, " by ", vector_string(multiples),
+                           " overflows int64 in dim ", d));
+    }
+    shape.push_back(s[d] < 0 ? -1 : *tiled);
   }
+  detail::require_countable(who, shape);
   return record_one_input(kTileOp, x, shape, TileAttrs{multiples}, "Tile");
 }
 

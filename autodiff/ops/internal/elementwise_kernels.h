@@ -5,6 +5,7 @@
 // parallel_loops.h).
 #pragma once
 
+#include <any>
 #include <cstdint>
 #include <type_traits>
 
@@ -27,8 +28,9 @@ struct BinaryOptions {
 // broadcast (ValueError naming the op otherwise).
 [[nodiscard]] Tensor record_binary(const OpDef& op, const Tensor& a, const Tensor& b,
                                    BinaryOptions options = {});
-// Records a unary node on a float32 or float64 x (ValueError naming the op otherwise).
-[[nodiscard]] Tensor record_unary(const OpDef& op, const Tensor& x);
+// Records a unary node on a float32 or float64 x (ValueError naming the op otherwise); `attrs`
+// reach the kernel as ctx.attrs<A>() (see unary_param_kernel).
+[[nodiscard]] Tensor record_unary(const OpDef& op, const Tensor& x, std::any attrs = {});
 
 inline Shape runtime_broadcast(const KernelContext& ctx, const Shape& a, const Shape& b) {
   const auto out = broadcast_shapes({&a, &b});
@@ -121,6 +123,26 @@ void unary_kernel(KernelContext& ctx) {
     const std::int64_t n = x.size();
     const F f{};
     for_each_element(n, [&](std::int64_t i) { y[i] = static_cast<T>(f(in[i])); });
+  });
+}
+
+// The parameter of a unary op that has one (leaky_relu's alpha), stored as its attrs.
+struct UnaryParam {
+  double value = 0;
+};
+
+// y = F{}(x, p) with p = the node's UnaryParam in x's dtype.
+template <class F>
+void unary_param_kernel(KernelContext& ctx) {
+  const Array& x = ctx.input(0);
+  Array& out = ctx.allocate_output(0, x.shape());
+  dispatch_floating(x.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const T* in = x.data<T>().data();
+    T* y = out.mutable_data<T>().data();
+    const T p = static_cast<T>(ctx.attrs<UnaryParam>().value);
+    const F f{};
+    for_each_element(x.size(), [&](std::int64_t i) { y[i] = static_cast<T>(f(in[i], p)); });
   });
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,6 +37,45 @@ inline void require_tensor(const Tensor& x, std::string_view op) {
   for (std::size_t i = 0; i < values.size(); ++i)
     out += (i ? ", " : "") + std::to_string(values[i]);
   return out + "]";
+}
+
+// a * b, or nullopt when the product does not fit in int64: the one check every shape product
+// (tile's multiples, pad's sums, reshape's counts) goes through.
+[[nodiscard]] inline std::optional<std::int64_t> checked_mul(std::int64_t a, std::int64_t b) {
+  std::int64_t out = 0;
+  if (__builtin_mul_overflow(a, b, &out)) return std::nullopt;
+  return out;
+}
+[[nodiscard]] inline std::optional<std::int64_t> checked_add(std::int64_t a, std::int64_t b) {
+  std::int64_t out = 0;
+  if (__builtin_add_overflow(a, b, &out)) return std::nullopt;
+  return out;
+}
+
+// The element count of `shape` (unknown dims count as 1), or nullopt when it overflows int64.
+[[nodiscard]] inline std::optional<std::int64_t> checked_count(const Shape& shape) {
+  std::int64_t count = 1;
+  for (const auto d : shape.dims()) {
+    const auto next = checked_mul(count, d < 0 ? 1 : d);
+    if (!next) return std::nullopt;
+    count = *next;
+  }
+  return count;
+}
+
+// Build time: ValueError "<who>: the result shape [...] has more elements than fit in int64"
+// unless `shape`'s count fits.
+inline void require_countable(const std::string& who, const Shape& shape) {
+  if (!checked_count(shape)) {
+    throw ValueError(
+        str(who, ": the result shape ", shape, " has more elements than fit in int64"));
+  }
+}
+
+// Run time: the same as an InvalidArgumentError naming the node.
+inline void require_countable(const KernelContext& ctx, const Shape& shape) {
+  if (!checked_count(shape))
+    ctx.fail(str("the result shape ", shape, " has more elements than fit in int64"));
 }
 
 // The run-time shape held by input i, a 1-D Int64 tensor that `what` names in messages ("the
