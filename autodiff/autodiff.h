@@ -5,7 +5,6 @@
 #include "autodiff/check_numerics.h"
 #include "autodiff/constraints.h"
 #include "autodiff/control.h"
-#include "autodiff/while_loop.h"
 #include "autodiff/error.h"
 #include "autodiff/gradient_check.h"
 #include "autodiff/gradients.h"
@@ -28,3 +27,4 @@
 #include "autodiff/variable.h"
 #include "autodiff/variable_scope.h"
 #include "autodiff/warnings.h"
+#include "autodiff/while_loop.h"
