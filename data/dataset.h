@@ -93,7 +93,7 @@ struct BatchOptions {
 class BatchIterator {
  public:
   // ValueError when batch_size < 1, or when drop_last leaves no batch at all.
-  BatchIterator(Dataset dataset, BatchOptions options = {});
+  explicit BatchIterator(Dataset dataset, BatchOptions options = {});
 
   // Batches per epoch.
   [[nodiscard]] std::int64_t num_batches() const;
