@@ -54,7 +54,6 @@ std::size_t dtype_size(DType dtype) {
     case DType::Float32:
       return 4;
     case DType::Float64:
-      return 8;
     case DType::Int64:
       return 8;
     case DType::Bool:

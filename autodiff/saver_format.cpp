@@ -102,7 +102,7 @@ void write_payload(Archive& ar, const std::vector<CheckpointEntry>& entries) {
   for (const auto& e : entries) {
     put_bytes(ar, "name", e.name.data(), e.name.size());
     std::uint32_t code = dtype_code(e.value.dtype());
-    std::uint32_t rank = static_cast<std::uint32_t>(e.value.rank());
+    auto rank = static_cast<std::uint32_t>(e.value.rank());
     ar << make_nvp("dtype", code);
     ar << make_nvp("rank", rank);
     for (std::int64_t d : e.value.shape().dims()) ar << make_nvp("dim", d);
@@ -127,6 +127,61 @@ void get_bytes(Archive& ar, const char* tag, std::string& out, std::uint64_t bud
   ar >> make_nvp(tag, object);
 }
 
+// The dims of entry `name` (its rank already read), each dim and the element count bounded by
+// `budget` (so the count cannot overflow); the count goes to `elements`.
+template <class Archive>
+Shape read_entry_dims(Archive& ar, const std::string& name, std::uint32_t rank,
+                      std::uint64_t budget, std::uint64_t& elements) {
+  if (rank > static_cast<std::uint32_t>(Shape::kMaxRank)) {
+    throw CorruptCheckpoint{str("'", name, "' has rank ", rank)};
+  }
+  std::vector<std::int64_t> dims(rank);
+  elements = 1;
+  for (auto& d : dims) {
+    ar >> make_nvp("dim", d);
+    if (d < 0 || static_cast<std::uint64_t>(d) > budget) {
+      throw CorruptCheckpoint{str("'", name, "' has a dimension of ", d)};
+    }
+    // Bounded by budget before each multiplication, so this cannot overflow.
+    elements *= static_cast<std::uint64_t>(d);
+    if (elements > budget) throw CorruptCheckpoint{str("'", name, "' is larger than the file")};
+  }
+  return Shape(dims);
+}
+
+// One variable of the payload, after its name: dtype, shape and data, checked against `budget`.
+template <class Archive>
+Array read_entry_value(Archive& ar, const std::string& name, std::uint64_t budget) {
+  std::uint32_t code = 0;
+  std::uint32_t rank = 0;
+  ar >> make_nvp("dtype", code);
+  ar >> make_nvp("rank", rank);
+  const auto dtype = dtype_from_code(code);
+  if (!dtype) throw CorruptCheckpoint{str("'", name, "' has an unknown dtype code ", code)};
+  std::uint64_t elements = 0;
+  const Shape shape = read_entry_dims(ar, name, rank, budget, elements);
+  const std::uint64_t expected = elements * dtype_size(*dtype);
+  std::uint64_t length = 0;
+  ar >> make_nvp("data_size", length);
+  if (length != expected || expected > budget) {
+    throw CorruptCheckpoint{str("'", name, "' (", *dtype, shape, ") has ", length,
+                                " data bytes instead of ", expected)};
+  }
+  // Straight into the array: no intermediate copy of what may be most of the file.
+  Array value = Array::uninitialized(*dtype, shape);
+  if (expected > 0) {
+    auto object = boost::serialization::make_binary_object(value.raw_mutable_data(), expected);
+    ar >> make_nvp("data", object);
+  }
+  if (*dtype == DType::Bool) {
+    const auto* raw = static_cast<const unsigned char*>(value.raw_data());
+    for (std::uint64_t b = 0; b < expected; ++b) {
+      if (raw[b] > 1) throw CorruptCheckpoint{str("'", name, "' holds a bool that is not 0 or 1")};
+    }
+  }
+  return value;
+}
+
 template <class Archive>
 std::vector<CheckpointEntry> read_payload(Archive& ar, std::uint64_t budget) {
   std::string magic;
@@ -146,47 +201,7 @@ std::vector<CheckpointEntry> read_payload(Archive& ar, std::uint64_t budget) {
     get_bytes(ar, "name", e.name, budget);
     if (e.name.empty()) throw CorruptCheckpoint{str("variable ", i, " has an empty name")};
     if (!seen.insert(e.name).second) throw CorruptCheckpoint{str("it lists '", e.name, "' twice")};
-    std::uint32_t code = 0;
-    std::uint32_t rank = 0;
-    ar >> make_nvp("dtype", code);
-    ar >> make_nvp("rank", rank);
-    const auto dtype = dtype_from_code(code);
-    if (!dtype) throw CorruptCheckpoint{str("'", e.name, "' has an unknown dtype code ", code)};
-    if (rank > static_cast<std::uint32_t>(Shape::kMaxRank)) {
-      throw CorruptCheckpoint{str("'", e.name, "' has rank ", rank)};
-    }
-    std::vector<std::int64_t> dims(rank);
-    std::uint64_t elements = 1;
-    for (auto& d : dims) {
-      ar >> make_nvp("dim", d);
-      if (d < 0 || static_cast<std::uint64_t>(d) > budget) {
-        throw CorruptCheckpoint{str("'", e.name, "' has a dimension of ", d)};
-      }
-      // Bounded by budget before each multiplication, so this cannot overflow.
-      elements *= static_cast<std::uint64_t>(d);
-      if (elements > budget) throw CorruptCheckpoint{str("'", e.name, "' is larger than the file")};
-    }
-    const Shape shape(dims);
-    const std::uint64_t expected = elements * dtype_size(*dtype);
-    std::uint64_t length = 0;
-    ar >> make_nvp("data_size", length);
-    if (length != expected || expected > budget) {
-      throw CorruptCheckpoint{str("'", e.name, "' (", *dtype, shape, ") has ", length,
-                                  " data bytes instead of ", expected)};
-    }
-    // Straight into the array: no intermediate copy of what may be most of the file.
-    e.value = Array::uninitialized(*dtype, shape);
-    if (expected > 0) {
-      auto object = boost::serialization::make_binary_object(e.value.raw_mutable_data(), expected);
-      ar >> make_nvp("data", object);
-    }
-    if (*dtype == DType::Bool) {
-      const auto* raw = static_cast<const unsigned char*>(e.value.raw_data());
-      for (std::uint64_t b = 0; b < expected; ++b) {
-        if (raw[b] > 1)
-          throw CorruptCheckpoint{str("'", e.name, "' holds a bool that is not 0 or 1")};
-      }
-    }
+    e.value = read_entry_value(ar, e.name, budget);
     entries.push_back(std::move(e));
   }
   std::uint32_t end = 0;
@@ -247,7 +262,7 @@ std::vector<CheckpointEntry> decode(std::span<char> payload, ArchiveFormat forma
 using CrcTables = std::array<std::array<std::uint32_t, 256>, 8>;
 
 const CrcTables& crc_tables() {
-  static const CrcTables tables = [] {
+  static const CrcTables kTables = [] {
     CrcTables t{};
     for (std::uint32_t i = 0; i < 256; ++i) {
       std::uint32_t c = i;
@@ -259,7 +274,7 @@ const CrcTables& crc_tables() {
     }
     return t;
   }();
-  return tables;
+  return kTables;
 }
 
 std::uint32_t crc32(std::string_view bytes) {

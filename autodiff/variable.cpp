@@ -212,6 +212,7 @@ std::vector<Variable> trainable_variables(const Graph& graph) {
 
 Tensor variables_initializer(Graph& graph, const std::vector<Variable>& variables) {
   std::vector<Tensor> ops;
+  ops.reserve(variables.size());
   for (const auto& v : variables) ops.push_back(v.initializer());
   if (ops.empty()) return no_op(graph, "init");
   return group(ops, "init");

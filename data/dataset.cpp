@@ -119,7 +119,7 @@ Dataset scale_features(const Dataset& dataset, double factor) {
   Dataset out = dataset;
   const auto f = static_cast<float>(factor);
   auto x = out.features.mutable_data<float>();
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] *= f;
+  for (float& value : x) value *= f;
   return out;
 }
 
@@ -168,7 +168,7 @@ Dataset Standardizer::transform(const Dataset& dataset) const {
   }
   Dataset out = dataset;
   auto x = out.features.mutable_data<float>();
-  const std::size_t n = static_cast<std::size_t>(dataset.size());
+  const auto n = static_cast<std::size_t>(dataset.size());
   for (std::size_t r = 0; r < n; ++r) {
     float* row = x.data() + r * d;
     for (std::size_t j = 0; j < d; ++j) row[j] = (row[j] - shift[j]) * scale[j];

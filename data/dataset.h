@@ -101,7 +101,7 @@ class BatchIterator {
  public:
   // ValueError when batch_size < 1, when drop_last leaves no batch at all, or when the shard
   // options are out of range (num_shards < 1, shard_index outside [0, num_shards)).
-  BatchIterator(Dataset dataset, BatchOptions options = {});
+  explicit BatchIterator(Dataset dataset, BatchOptions options = {});
 
   // Batches per epoch (the same on every shard).
   [[nodiscard]] std::int64_t num_batches() const;

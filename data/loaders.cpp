@@ -260,7 +260,7 @@ Dataset load_digits_csv(const std::string& path) {
 
 Dataset load_mnist_idx(const std::string& images_path, const std::string& labels_path,
                        int num_classes) {
-  constexpr std::string_view op = "load_mnist_idx";
+  const std::string_view op = "load_mnist_idx";
   Input images_in(op, images_path);
   const auto images = read_all(images_in);
   const auto image_dims = idx_dims(images_in, images, kIdxImagesMagic, "images");

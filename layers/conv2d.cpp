@@ -35,7 +35,7 @@ Padding PaddingOption::resolve(const std::string& layer) const {
   const std::string text = lower(std::get<std::string>(value_));
   if (text == "valid") return Padding::kValid;
   if (text == "same") return Padding::kSame;
-  throw ValueError(str(layer, ": padding must be \"valid\" or \"same\", got \"",
+  throw ValueError(str(layer, R"(: padding must be "valid" or "same", got ")",
                        std::get<std::string>(value_), "\""));
 }
 
@@ -44,8 +44,7 @@ DataFormat DataFormatOption::resolve(const std::string& layer) const {
   const std::string text = lower(std::get<std::string>(value_));
   if (text == "channels_last") return DataFormat::kChannelsLast;
   if (text == "channels_first") return DataFormat::kChannelsFirst;
-  throw ValueError(str(layer,
-                       ": data_format must be \"channels_last\" or \"channels_first\", got \"",
+  throw ValueError(str(layer, R"(: data_format must be "channels_last" or "channels_first", got ")",
                        std::get<std::string>(value_), "\""));
 }
 

@@ -34,8 +34,10 @@ class Size2 {
 class PaddingOption {
  public:
   PaddingOption(Padding padding) : value_(padding) {}  // NOLINT(google-explicit-constructor)
-  PaddingOption(const char* text) : value_(std::string(text)) {}  // NOLINT
-  PaddingOption(std::string text) : value_(std::move(text)) {}    // NOLINT
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  PaddingOption(const char* text) : value_(std::string(text)) {}
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  PaddingOption(std::string text) : value_(std::move(text)) {}
   // The padding; ValueError naming `layer` for any other string.
   [[nodiscard]] Padding resolve(const std::string& layer) const;
 
@@ -47,8 +49,10 @@ class PaddingOption {
 class DataFormatOption {
  public:
   DataFormatOption(DataFormat format) : value_(format) {}  // NOLINT(google-explicit-constructor)
-  DataFormatOption(const char* text) : value_(std::string(text)) {}  // NOLINT
-  DataFormatOption(std::string text) : value_(std::move(text)) {}    // NOLINT
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  DataFormatOption(const char* text) : value_(std::string(text)) {}
+  // NOLINTNEXTLINE(google-explicit-constructor)
+  DataFormatOption(std::string text) : value_(std::move(text)) {}
   // The data format; ValueError naming `layer` for any other string.
   [[nodiscard]] DataFormat resolve(const std::string& layer) const;
 

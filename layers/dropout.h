@@ -31,7 +31,7 @@ class Dropout {
   // Dropout of `inputs` (float32 or float64, any shape); `training` overrides the options' one.
   Tensor operator()(const Tensor& inputs, std::optional<Predicate> training = {});
   Tensor apply(const Tensor& inputs, std::optional<Predicate> training = {}) {
-    return (*this)(inputs, std::move(training));
+    return (*this)(inputs, training);
   }
 
  private:

@@ -82,6 +82,7 @@ std::pair<std::vector<Tensor>, Tensor> clip_by_global_norm(const std::vector<Ten
   const NameScope scope(norm.graph(), "clip_by_global_norm");
   const Tensor limit = clip_norm.to_tensor(norm.graph(), norm.dtype());
   // (norm - norm) is NaN exactly when the norm is Inf or NaN, which then poisons every result.
+  // NOLINTNEXTLINE(misc-redundant-expression): the subtraction is meant
   const Tensor scale = limit * minimum(reciprocal(norm), reciprocal(limit)) + (norm - norm);
   std::vector<Tensor> clipped;
   for (const auto& t : tensors) {

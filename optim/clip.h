@@ -13,8 +13,8 @@ namespace ad::optim {
 // A bound of clip_by_value: a number, or a tensor that broadcasts to the clipped tensor's shape.
 class ClipBound {
  public:
-  ClipBound(double value) : number_(value) {}             // NOLINT(google-explicit-constructor)
-  ClipBound(Tensor value) : tensor_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  ClipBound(double value) : number_(value) {}  // NOLINT(google-explicit-constructor)
+  ClipBound(Tensor value) : tensor_(value) {}  // NOLINT(google-explicit-constructor)
   // The bound as a tensor of `like`'s dtype (a constant, or the tensor cast when needed).
   [[nodiscard]] Tensor to_tensor_like(const Tensor& like) const;
 

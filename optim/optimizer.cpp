@@ -65,12 +65,49 @@ std::string scope_name_for(Graph& graph, std::string_view base) {
   return graph.unique_name(base, /*mark_used=*/false);
 }
 
+// Checks one (gradient, variable) pair of apply_gradients against the variables accepted so far,
+// before anything is recorded, so a failed call leaves no slots behind.
+void check_grad_and_var(const std::string& who, const Tensor& grad, const Variable& var,
+                        const std::vector<Variable>& accepted) {
+  if (&grad.graph() != &var.graph() ||
+      (!accepted.empty() && &var.graph() != &accepted[0].graph())) {
+    throw ValueError(str(who, ".apply_gradients: variable '", var.name(),
+                         "' and its gradient must belong to the same graph as the others"));
+  }
+  if (!is_floating(var.dtype())) {
+    throw ValueError(str(who, ".apply_gradients: variable '", var.name(), "' is ", var.dtype(),
+                         "; only float32 and float64 variables can be optimized"));
+  }
+  if (grad.is_op() || grad.dtype() != var.dtype() ||
+      !grad.shape().is_compatible_with(var.shape())) {
+    throw ValueError(
+        str(who, ".apply_gradients: gradient '", grad.name(), "' is ",
+            grad.is_op() ? std::string("an op without outputs") : str(grad.dtype(), grad.shape()),
+            " but variable '", var.name(), "' is ", var.dtype(), var.shape()));
+  }
+}
+
+// `update` followed by the assignment of var's constraint applied to the updated value (TF1's
+// order: the constraint sees the freshly updated value and runs right after this update).
+Tensor constrained(const std::string& who, const Tensor& update, const Variable& var) {
+  const ControlDependencies after(var.graph(), std::span<const Tensor>(&update, 1));
+  const Tensor projected = var.constraint()(var.value());
+  if (!projected || projected.dtype() != var.dtype() ||
+      !projected.shape().is_compatible_with(var.shape())) {
+    throw ValueError(
+        str(who, ".apply_gradients: the constraint of '", var.name(), "' returned ",
+            projected ? str(projected.dtype(), projected.shape()) : std::string("an empty tensor"),
+            " for a ", var.dtype(), var.shape(), " variable"));
+  }
+  return var.assign(projected);
+}
+
 }  // namespace
 
 // ---- Hyperparameter -------------------------------------------------------------------------
 
-Hyperparameter::Hyperparameter(Tensor value) : value_(std::move(value)) {
-  const Tensor& t = std::get<Tensor>(value_);
+Hyperparameter::Hyperparameter(Tensor value) : value_(value) {
+  const auto& t = std::get<Tensor>(value_);
   if (!t) throw ValueError("Hyperparameter: the tensor is empty");
   if (t.is_op() || !is_floating(t.dtype()) || !t.shape().is_compatible_with(Shape{})) {
     throw ValueError(str("Hyperparameter: '", t.name(), "' must be a floating scalar, not ",
@@ -92,7 +129,7 @@ const Tensor& Hyperparameter::tensor() const {
 
 Tensor Hyperparameter::to_tensor(Graph& graph, DType dtype) const {
   if (!is_tensor()) return scalar(graph, std::get<double>(value_), dtype);
-  const Tensor& t = std::get<Tensor>(value_);
+  const auto& t = std::get<Tensor>(value_);
   return t.dtype() == dtype ? t : cast(t, dtype);
 }
 
@@ -187,22 +224,7 @@ Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
                            "' appears twice in grads_and_vars"));
     }
     if (!grad) continue;  // TF's None: no gradient for this variable
-    if (&grad.graph() != &var.graph() || (!vars.empty() && &var.graph() != &vars[0].graph())) {
-      throw ValueError(str(name_, ".apply_gradients: variable '", var.name(),
-                           "' and its gradient must belong to the same graph as the others"));
-    }
-    if (!is_floating(var.dtype())) {
-      throw ValueError(str(name_, ".apply_gradients: variable '", var.name(), "' is ", var.dtype(),
-                           "; only float32 and float64 variables can be optimized"));
-    }
-    // Checked before anything is recorded, so a failed call leaves no slots behind.
-    if (grad.is_op() || grad.dtype() != var.dtype() ||
-        !grad.shape().is_compatible_with(var.shape())) {
-      throw ValueError(
-          str(name_, ".apply_gradients: gradient '", grad.name(), "' is ",
-              grad.is_op() ? std::string("an op without outputs") : str(grad.dtype(), grad.shape()),
-              " but variable '", var.name(), "' is ", var.dtype(), var.shape()));
-    }
+    check_grad_and_var(name_, grad, var, vars);
     vars.push_back(var);
     grads.push_back(grad);
   }
@@ -224,6 +246,11 @@ Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
   // Leaves the optimizer reusable when recording throws half-way.
   struct Reset {
     Optimizer& self;
+    explicit Reset(Optimizer& optimizer) : self(optimizer) {}
+    Reset(const Reset&) = delete;
+    Reset& operator=(const Reset&) = delete;
+    Reset(Reset&&) = delete;
+    Reset& operator=(Reset&&) = delete;
     ~Reset() {
       self.hyper_cache_.clear();
       self.graph_ = nullptr;
@@ -237,22 +264,8 @@ Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
     for (std::size_t i = 0; i < vars.size(); ++i) {
       const Variable& var = vars[i];
       const NameScope update_scope(graph, "update_" + var.name());
-      Tensor update = apply_dense(grads[i], var);
-      if (var.constraint()) {
-        // The constraint sees the freshly updated value and runs right after this update.
-        const ControlDependencies after(graph, std::span<const Tensor>(&update, 1));
-        const Tensor projected = var.constraint()(var.value());
-        if (!projected || projected.dtype() != var.dtype() ||
-            !projected.shape().is_compatible_with(var.shape())) {
-          throw ValueError(str(name_, ".apply_gradients: the constraint of '", var.name(),
-                               "' returned ",
-                               projected ? str(projected.dtype(), projected.shape())
-                                         : std::string("an empty tensor"),
-                               " for a ", var.dtype(), var.shape(), " variable"));
-        }
-        update = var.assign(projected);
-      }
-      update_ops.push_back(update);
+      const Tensor update = apply_dense(grads[i], var);
+      update_ops.push_back(var.constraint() ? constrained(name_, update, var) : update);
     }
   }
   std::vector<Tensor> finish_ops = update_ops;
@@ -294,7 +307,7 @@ Tensor Optimizer::minimize(const Tensor& loss, std::optional<Variable> global_st
                          variable_names(vars), " reaches loss '", loss.name(),
                          "'; check that the loss is computed from them with differentiable ops"));
   }
-  return apply_gradients(grads_and_vars, std::move(global_step), name);
+  return apply_gradients(grads_and_vars, global_step, name);
 }
 
 Variable Optimizer::get_slot(const Variable& var, std::string_view name) const {
