@@ -286,6 +286,26 @@ BOOST_AUTO_TEST_CASE(gradients_match_finite_differences_first_and_second_order) 
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_empty_batch_gives_an_empty_output_and_a_zero_filter_gradient) {
+  for (const bool nchw : {false, true}) {
+    ad::Graph g;
+    const ad::Conv2DParams p{
+        .padding = ad::Padding::kSame,
+        .data_format = nchw ? ad::DataFormat::kChannelsFirst : ad::DataFormat::kChannelsLast};
+    auto x = ad::placeholder(g, ad::DType::Float32, shape_of(nchw, -1, 5, 5, 2), "x");
+    auto w = ad::constant(g, random_array({3, 3, 2, 4}, 51).astype(ad::DType::Float32));
+    auto y = ad::nn::conv2d(x, w, p);
+    const auto grads = ad::gradients(ad::reduce_sum(y), {x, w});
+    ad::Session s(g);
+    const auto r =
+        s.run({y, grads[0], grads[1]},
+              {{x, ad::Array::full(ad::DType::Float32, shape_of(nchw, 0, 5, 5, 2), 1.0)}});
+    BOOST_TEST(r[0].shape() == shape_of(nchw, 0, 5, 5, 4));
+    BOOST_TEST(r[1].shape() == shape_of(nchw, 0, 5, 5, 2));
+    BOOST_TEST(r[2].bitwise_equal(ad::Array::full(ad::DType::Float32, {3, 3, 2, 4}, 0.0)));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(unknown_spatial_dims_resolve_at_run_time) {
   ad::Graph g;
   auto x = ad::placeholder(g, ad::DType::Float64, {-1, -1, -1, 2}, "x");
