@@ -31,6 +31,14 @@ struct Storage {
   std::byte* data;
   std::size_t capacity;
 };
+// Called by the sole owner of `storage` (use_count() == 1, a relaxed load) before it writes there:
+// orders the reads of threads that have just dropped their references before those writes (it
+// pairs with the release in shared_ptr's decrement). An acquire fence in a normal build.
+// ThreadSanitizer does not model fences (GCC warns about them under -Wtsan) and would report
+// these writes as races; there, copying the shared_ptr once gives the same happens-before edge in
+// a form it sees: the increment is an acq_rel read-modify-write on the count that the readers'
+// decrements released.
+void acquire_sole_ownership(const std::shared_ptr<Storage>& storage);
 // Number of storage blocks allocated by this process so far (for allocation tests and statistics).
 [[nodiscard]] std::uint64_t storage_allocations();
 [[nodiscard]] std::size_t storage_bytes_in_use();
@@ -40,7 +48,9 @@ class Array {
  public:
   // An empty Float32 array of shape [0]: the value of a fetched op that has no outputs.
   Array();
-  // A zero-filled array. The shape must be fully defined.
+  // A zero-filled array. The shape must be fully defined. Every constructor and factory that
+  // allocates throws ResourceExhaustedError (naming the shape and the bytes) when memory runs out,
+  // never std::bad_alloc.
   Array(DType dtype, const Shape& shape);
   // Shares `storage` (used by the session's buffer pool); no bytes are copied.
   Array(DType dtype, const Shape& shape, std::shared_ptr<detail::Storage> storage);
