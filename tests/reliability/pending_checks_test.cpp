@@ -27,6 +27,37 @@ constexpr float kBig = 3e38f;  // 2 * kBig overflows float32
 
 BOOST_AUTO_TEST_SUITE(pending_checks_test)
 
+// The controls the fixes must keep passing: finite writes under check_numerics and a well-formed
+// custom gradient give their closed-form results.
+BOOST_AUTO_TEST_CASE(finite_writes_pass_check_numerics_and_land) {
+  ad::Graph g;
+  auto w = ad::get_variable(g, "w", {.shape = {2}, .initializer = ad::initializers::constant(1.0)});
+  auto v = ad::placeholder(g, ad::DType::Float32, {2}, "v");
+  auto add = w.assign_add(v);
+  auto loss = ad::reduce_sum(w.value() * v);
+  ad::optim::GradientDescent sgd({.learning_rate = 0.5});
+  auto step = sgd.minimize(loss);
+  ad::Session s(g, {.check_numerics = true});
+  s.run({ad::global_variables_initializer(g)});
+  (void)s.run({add}, {{v, ad::Array::from<float>({2.0f, -4.0f}, {2})}});  // w = [3, -3]
+  (void)s.run({step}, {{v, ad::Array::from<float>({2.0f, 1.0f}, {2})}});  // w -= 0.5 * v
+  BOOST_TEST(s.value(w).data<float>()[0] == 2.0f);
+  BOOST_TEST(s.value(w).data<float>()[1] == -3.5f);
+}
+
+BOOST_AUTO_TEST_CASE(a_well_formed_custom_gradient_is_used) {
+  ad::Graph g;
+  auto x = ad::placeholder(g, ad::DType::Float32, {4}, "x");
+  const auto outs = ad::custom_gradient(
+      {x}, [](const std::vector<ad::Tensor>& in) { return std::vector{in[0] * 2.0}; },
+      [](const std::vector<ad::Tensor>& in, const std::vector<ad::Tensor>&,
+         const std::vector<ad::Tensor>& grads) { return std::vector{grads[0] * 3.0 + in[0]}; });
+  auto grad = ad::gradients(ad::reduce_sum(outs[0]), {x})[0];
+  ad::Session s(g);
+  const auto value = s.eval(grad, {{x, ad::Array::from<float>({1, 2, 3, 4}, {4})}});
+  BOOST_TEST(value.data<float>()[3] == 7.0f);  // 3 * 1 + x
+}
+
 BOOST_AUTO_TEST_CASE(check_numerics_refuses_a_write_before_the_variable_holds_it,
                      *utf::disabled()) {
   ad::Graph g;
