@@ -9,6 +9,16 @@
 
 #include "autodiff/internal/storage_stats.h"
 
+// GCC defines __SANITIZE_THREAD__ under -fsanitize=thread; clang reports it through __has_feature.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GRADTAPE_HAS_TSAN_FEATURE 1
+#endif
+#endif
+#ifndef GRADTAPE_HAS_TSAN_FEATURE
+#define GRADTAPE_HAS_TSAN_FEATURE 0
+#endif
+
 namespace ad {
 
 namespace detail {
@@ -29,6 +39,15 @@ Storage::Storage(std::size_t bytes) : capacity(bytes) {
 Storage::~Storage() {
   ::operator delete (data, std::align_val_t{kAlignment});
   g_bytes_in_use.fetch_sub(capacity, std::memory_order_relaxed);
+}
+
+void acquire_sole_ownership(const std::shared_ptr<Storage>& storage) {
+#if defined(__SANITIZE_THREAD__) || GRADTAPE_HAS_TSAN_FEATURE
+  const std::shared_ptr<Storage> probe = storage;
+#else
+  (void)storage;
+  std::atomic_thread_fence(std::memory_order_acquire);
+#endif
 }
 
 std::uint64_t storage_allocations() { return g_allocations.load(std::memory_order_relaxed); }
@@ -70,6 +89,19 @@ std::int64_t checked_size(const Shape& shape, const char* what) {
     throw ValueError(str(what, ": shape ", shape, " has unknown dimensions"));
   }
   return shape.num_elements();
+}
+
+// A new storage block of `bytes` for `dtype``shape`; an allocation failure (std::bad_alloc from the
+// block or its control block) becomes ResourceExhaustedError naming the shape and the bytes, as it
+// does inside a Session run.
+std::shared_ptr<detail::Storage> allocate(std::size_t bytes, DType dtype, const Shape& shape,
+                                          std::string_view what) {
+  try {
+    return std::make_shared<detail::Storage>(bytes);
+  } catch (const std::bad_alloc&) {
+    throw ResourceExhaustedError(
+        str(what, ": out of memory allocating ", bytes, " bytes for ", dtype, shape));
+  }
 }
 
 template <class F>
@@ -114,7 +146,7 @@ Array Array::uninitialized(DType dtype, const Shape& shape) {
     throw ValueError(
         str("Array: shape ", shape, " of ", dtype, " needs more bytes than fit in memory"));
   }
-  return Array(dtype, shape, n == 0 ? nullptr : std::make_shared<detail::Storage>(bytes));
+  return Array(dtype, shape, n == 0 ? nullptr : allocate(bytes, dtype, shape, "Array"));
 }
 
 Array Array::full(DType dtype, const Shape& shape, double value) {
@@ -129,14 +161,13 @@ Array Array::full(DType dtype, const Shape& shape, double value) {
 
 void* Array::raw_mutable_data() {
   if (storage_ && storage_.use_count() > 1) {
-    auto copy = std::make_shared<detail::Storage>(nbytes());
+    auto copy = allocate(nbytes(), dtype_, shape_, "Array (copy before write)");
     std::memcpy(copy->data, storage_->data, nbytes());
     storage_ = std::move(copy);
   } else {
-    // use_count() is a relaxed load: when another thread has just dropped its reference (a
-    // session reading a variable that this thread now updates in place), this fence orders that
-    // thread's reads before our writes (it pairs with the release in shared_ptr's decrement).
-    std::atomic_thread_fence(std::memory_order_acquire);
+    // Another thread may have just dropped its reference (a session reading a variable that this
+    // thread now updates in place): order its reads before our writes.
+    detail::acquire_sole_ownership(storage_);
   }
   return storage_ ? storage_->data : nullptr;
 }

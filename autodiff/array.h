@@ -38,7 +38,9 @@ class Array {
  public:
   // An empty Float32 array of shape [0]: the value of a fetched op that has no outputs.
   Array();
-  // A zero-filled array. The shape must be fully defined.
+  // A zero-filled array. The shape must be fully defined. Every constructor and factory that
+  // allocates throws ResourceExhaustedError (naming the shape and the bytes) when memory runs out,
+  // never std::bad_alloc.
   Array(DType dtype, const Shape& shape);
   // Shares `storage` (used by the session's buffer pool); no bytes are copied.
   Array(DType dtype, const Shape& shape, std::shared_ptr<detail::Storage> storage);

@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "autodiff/error.h"
+#include "autodiff/internal/storage_stats.h"
 
 namespace ad {
 
@@ -83,8 +84,8 @@ void BufferPool::recycle(Array& array) {
   // would grow by one such block per run; it is freed instead.
   if (storage.use_count() == 1 && storage->capacity == bucket_of(storage->capacity)) {
     // Another thread may have just dropped the last other reference (a fetched result): order its
-    // reads before this pool's next writes (use_count() is a relaxed load; see raw_mutable_data).
-    std::atomic_thread_fence(std::memory_order_acquire);
+    // reads before this pool's next writes (use_count() is a relaxed load; see storage_stats.h).
+    detail::acquire_sole_ownership(storage);
     const std::size_t key = storage->capacity;
     free_blocks(key).push_back(std::move(storage));
   }

@@ -24,6 +24,7 @@
 #include <span>
 
 #include "autodiff/error.h"
+#include "autodiff/file_util.h"
 #include "autodiff/internal/saver_format.h"
 #include "autodiff/internal/saver_io.h"
 #include "autodiff/session.h"
@@ -207,7 +208,7 @@ void write_atomically(const std::string& path, std::string_view header, std::str
 // Reads and fully decodes the checkpoint at `path`; throws ad::Error naming the file.
 std::vector<CheckpointEntry> read_checkpoint(const std::string& path) {
   const std::string prefix = str("restore '", path, "'");
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = detail::open_regular_file("restore", path);  // never blocks on a FIFO
   if (fd < 0) throw_io(str(prefix, ": cannot open the checkpoint"), errno);
   FileDescriptor file(fd);
   struct stat info {};
@@ -368,6 +369,7 @@ void Saver::save(Session& session, const std::string& path) const {
     throw ValueError(str(prefix, ": the session runs another graph than the Saver's"));
   }
   if (path.empty()) throw ValueError("save: the path is empty");
+  detail::check_path("save", path);
   std::vector<CheckpointEntry> entries;
   entries.reserve(var_list_.size());
   for (std::size_t i = 0; i < var_list_.size(); ++i) {

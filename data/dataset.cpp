@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <string_view>
 
@@ -102,9 +103,12 @@ Dataset shuffled(const Dataset& dataset, std::uint64_t seed) {
 
 Split train_test_split(const Dataset& dataset, double test_fraction, std::uint64_t seed) {
   const std::int64_t n = dataset.size();
+  // The fraction is checked before the cast: a NaN or out-of-range double converted to int64 is
+  // undefined behaviour.
+  const bool in_range = test_fraction > 0.0 && test_fraction < 1.0;
   const auto num_test =
-      static_cast<std::int64_t>(std::ceil(test_fraction * static_cast<double>(n)));
-  if (!(test_fraction > 0.0 && test_fraction < 1.0) || num_test >= n) {
+      in_range ? static_cast<std::int64_t>(std::ceil(test_fraction * static_cast<double>(n))) : 0;
+  if (!in_range || num_test >= n) {
     throw ValueError(str("train_test_split: test_fraction ", test_fraction, " of ", n,
                          " examples must lie in (0, 1) and leave both parts non-empty"));
   }
@@ -196,8 +200,14 @@ BatchIterator::BatchIterator(Dataset dataset, BatchOptions options)
 
 std::int64_t BatchIterator::num_batches() const {
   const std::int64_t n = dataset_.size();
-  const std::int64_t b = options_.batch_size * options_.num_shards;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  // One global batch is batch_size examples per shard; a product past INT64_MAX is taken as
+  // INT64_MAX (any batch at least as large as the data set gives one batch). n / b rounded up
+  // without forming n + b - 1, which overflows for b near INT64_MAX.
+  const std::int64_t b =
+      options_.batch_size > std::numeric_limits<std::int64_t>::max() / options_.num_shards
+          ? std::numeric_limits<std::int64_t>::max()
+          : options_.batch_size * options_.num_shards;
+  return options_.drop_last ? n / b : n / b + (n % b != 0 ? 1 : 0);
 }
 
 std::vector<std::int64_t> BatchIterator::order(std::int64_t epoch) const {
@@ -206,7 +216,8 @@ std::vector<std::int64_t> BatchIterator::order(std::int64_t epoch) const {
     std::iota(stored.begin(), stored.end(), std::int64_t{0});
     return stored;
   }
-  SplitMix64 mix(options_.seed ^ (0xd1b54a32d192ed03ULL * static_cast<std::uint64_t>(epoch + 1)));
+  // epoch + 1 in unsigned arithmetic: the same value, and no overflow for epoch = INT64_MAX.
+  SplitMix64 mix(options_.seed ^ (0xd1b54a32d192ed03ULL * (static_cast<std::uint64_t>(epoch) + 1)));
   return permutation(dataset_.size(), mix.next());
 }
 
@@ -224,10 +235,16 @@ Batch BatchIterator::Epoch::operator[](std::int64_t index) const {
     throw OutOfRangeError(
         str("BatchIterator: batch ", index, " is outside [0, ", num_batches_, ")"));
   }
+  // index < num_batches_ keeps the global batch's start below N (or at 0 for one batch); the
+  // shard's offset and its count are clamped to what is left, so no product or sum that could
+  // overflow for a batch_size near INT64_MAX is formed.
   const auto n = static_cast<std::int64_t>(order_.size());
-  const std::int64_t first =
-      std::min(index * batch_size_ * num_shards_ + shard_index_ * batch_size_, n);
-  const std::int64_t last = std::min(first + batch_size_, n);
+  const std::int64_t start = index == 0 ? 0 : index * batch_size_ * num_shards_;
+  const std::int64_t left = n - start;
+  const std::int64_t offset =
+      shard_index_ > 0 && batch_size_ > left / shard_index_ ? left : shard_index_ * batch_size_;
+  const std::int64_t first = start + std::min(offset, left);
+  const std::int64_t last = first + std::min(batch_size_, n - first);
   const std::span<const std::int64_t> rows(order_.data() + first,
                                            static_cast<std::size_t>(last - first));
   Dataset part = dataset_.rows(rows);

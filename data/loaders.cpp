@@ -1,44 +1,57 @@
 // CSV and IDX loaders. Files are read through Boost.Iostreams, with a gzip_decompressor in front
-// when the file starts with the gzip magic bytes 1f 8b.
+// when the file starts with the gzip magic bytes 1f 8b; such a file is first decompressed once with
+// zlib to check its CRC and length footers, so damaged data is never parsed.
 #include "data/loaders.h"
+
+#include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <array>
-#include <boost/iostreams/device/file.hpp>
+#include <boost/iostreams/device/file_descriptor.hpp>
 #include <boost/iostreams/filter/gzip.hpp>
 #include <boost/iostreams/filtering_stream.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <memory>
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include "autodiff/file_util.h"
 
 namespace ad::data {
 namespace {
 
 namespace io = boost::iostreams;
 
-// A file opened for reading, decompressed on the fly when it is gzipped.
+// A file opened for reading, decompressed on the fly when it is gzipped. The file is opened once,
+// as a regular file (detail::open_regular_file: a FIFO, directory or device is refused without
+// blocking), and a gzip file is checked whole (verify_gzip) before a byte of it is interpreted.
 class Input {
  public:
   Input(std::string_view op, const std::string& path) : op_(op), path_(path) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) fail<NotFoundError>("no such file");
-    if (std::filesystem::is_directory(path, ec)) fail<NotFoundError>("is a directory, not a file");
-    std::array<char, 2> magic{};
-    {
-      std::ifstream probe(path, std::ios::binary);
-      if (!probe) fail<NotFoundError>(str("cannot open: ", std::strerror(errno)));
-      probe.read(magic.data(), magic.size());
+    const int fd = detail::open_regular_file(op, path);
+    if (fd < 0) {
+      if (errno == ENOENT) fail<NotFoundError>("no such file");
+      fail<NotFoundError>(str("cannot open: ", std::strerror(errno)));
     }
-    gzipped_ = static_cast<unsigned char>(magic[0]) == 0x1f &&
-               static_cast<unsigned char>(magic[1]) == 0x8b;
-    if (gzipped_) stream_.push(io::gzip_decompressor());
-    stream_.push(io::file_source(path, std::ios::binary));
+    std::array<unsigned char, 2> magic{};
+    const bool has_magic = ::pread(fd, magic.data(), magic.size(), 0) == 2;
+    gzipped_ = has_magic && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (gzipped_) {
+      try {
+        verify_gzip(fd);
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+      stream_.push(io::gzip_decompressor());
+    }
+    // The stream's device owns the descriptor from here on (io::close_handle).
+    stream_.push(io::file_descriptor_source(fd, io::close_handle));
     // Let decompression errors escape as exceptions instead of a silent end of file.
     stream_.exceptions(std::ios::badbit);
   }
@@ -72,6 +85,52 @@ class Input {
   }
 
  private:
+  // Decompresses the whole file with zlib, keeping nothing, and checks every gzip member's CRC-32
+  // and length footer (Boost's decompressor checks the CRC only, and only once the data before it
+  // has been handed out). Throws DataLossError naming the compressed byte offset.
+  void verify_gzip(int fd) const {
+    z_stream z{};
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) throw ResourceExhaustedError(str(op_, ": zlib"));
+    const std::unique_ptr<z_stream, int (*)(z_stream*)> end(&z, inflateEnd);
+    std::vector<unsigned char> in(1 << 16);
+    std::vector<unsigned char> out(1 << 16);
+    off_t offset = 0;
+    bool member_ended = false;
+    while (true) {
+      if (z.avail_in == 0) {
+        const ssize_t n = ::pread(fd, in.data(), in.size(), offset);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) fail<DataLossError>(str("read error: ", std::strerror(errno)));
+        if (n == 0) break;
+        offset += n;
+        z.next_in = in.data();
+        z.avail_in = static_cast<uInt>(n);
+      }
+      if (member_ended) {  // another gzip member follows (concatenated files, as gzip -d reads)
+        inflateReset(&z);
+        member_ended = false;
+      }
+      z.next_out = out.data();
+      z.avail_out = static_cast<uInt>(out.size());
+      const int r = inflate(&z, Z_NO_FLUSH);
+      if (r == Z_STREAM_END) {
+        member_ended = true;
+      } else if (r != Z_OK && r != Z_BUF_ERROR) {
+        const std::string reason = z.msg != nullptr ? z.msg : "zlib error";
+        const bool footer =
+            reason.find("check") != std::string::npos && reason.find("header") == std::string::npos;
+        fail<DataLossError>(str(footer ? "the gzip checksum or length does not match (damaged file)"
+                                       : "the compressed data is damaged",
+                                " (zlib: ", reason, ") at compressed byte offset ",
+                                offset - static_cast<off_t>(z.avail_in)));
+      }
+    }
+    if (!member_ended) {
+      fail<DataLossError>(str("the compressed data ends early or is damaged (truncated download?) ",
+                              "at compressed byte offset ", offset));
+    }
+  }
+
   std::string_view op_;
   std::string path_;
   bool gzipped_ = false;

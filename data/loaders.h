@@ -2,9 +2,12 @@
 // Both read plain or gzip-compressed files (recognized by their first bytes, not their names).
 //
 // A bad file fails with a one-line message naming the loader, the file and the line or byte offset:
-//   NotFoundError         the file is missing or cannot be opened
-//   DataLossError         truncated or damaged data, wrong magic number, wrong field count,
-//                         a field that is not a number
+//   NotFoundError         the file is missing or cannot be opened, or is not a regular file (a
+//                         directory, a FIFO, a device: refused before anything could block)
+//   ValueError            the path contains a NUL byte
+//   DataLossError         truncated or damaged data (a gzip file whose CRC or length footer does
+//                         not match is refused before any of it is parsed), wrong magic number,
+//                         wrong field count, a field that is not a number
 //   InvalidArgumentError  well-formed data with a wrong value: a label outside [0, num_classes),
 //                         image and label files of different lengths
 #pragma once

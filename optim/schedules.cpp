@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numbers>
 
 #include "autodiff/error.h"
@@ -52,6 +53,8 @@ void schedule_kernel(KernelContext& ctx) {
       break;
     }
     case ScheduleKind::kPiecewiseConstant: {
+      // NaN lies in no interval; lower_bound would silently pick values[0].
+      if (std::isnan(step)) ctx.fail("x is nan, so it lies in no interval between the boundaries");
       const auto above = std::lower_bound(a.boundaries.begin(), a.boundaries.end(), step);
       value = a.values[static_cast<std::size_t>(above - a.boundaries.begin())];
       break;
@@ -119,8 +122,20 @@ Tensor piecewise_constant(const Tensor& x, const std::vector<double>& boundaries
             "but there are ",
             values.size(), " values and ", boundaries.size(), " boundaries"));
   }
-  if (!std::is_sorted(boundaries.begin(), boundaries.end()) ||
-      std::adjacent_find(boundaries.begin(), boundaries.end()) != boundaries.end()) {
+  // NaN compares false both ways, so is_sorted cannot see it: look for it first.
+  if (const auto nan = std::find_if(boundaries.begin(), boundaries.end(),
+                                    [](double b) { return std::isnan(b); });
+      nan != boundaries.end()) {
+    throw ValueError(str("piecewise_constant: boundaries[", nan - boundaries.begin(),
+                         "] is nan; boundaries must be strictly increasing numbers"));
+  }
+  if (const auto nan =
+          std::find_if(values.begin(), values.end(), [](double v) { return std::isnan(v); });
+      nan != values.end()) {
+    throw ValueError(str("piecewise_constant: values[", nan - values.begin(), "] is nan"));
+  }
+  if (std::adjacent_find(boundaries.begin(), boundaries.end(), std::greater_equal<>()) !=
+      boundaries.end()) {
     throw ValueError("piecewise_constant: boundaries must be strictly increasing");
   }
   if (!is_floating(dtype)) {

@@ -24,7 +24,8 @@ namespace ad::optim {
 
 // values[0] while x <= boundaries[0], values[i] while boundaries[i-1] < x <= boundaries[i], and
 // values.back() once x > boundaries.back(). x is a scalar (Int64 or floating); the result has
-// `dtype`. ValueError unless values has one more entry than boundaries and boundaries increase.
+// `dtype`. ValueError unless values has one more entry than boundaries, boundaries increase
+// strictly and nothing is NaN; running it with a NaN x is an InvalidArgumentError.
 [[nodiscard]] Tensor piecewise_constant(const Tensor& x, const std::vector<double>& boundaries,
                                         const std::vector<double>& values,
                                         DType dtype = DType::Float64, std::string_view name = {});
