@@ -5,15 +5,16 @@
 // process with the batch of all ranks. For 20 steps the outputs, every gradient, the moving
 // statistics and the variables must equal the reference's (relative 1e-12 in float64, 1e-5 in
 // float32, normwise) and be bitwise the same on every rank; splits of 4 examples per rank, and
-// 5 / 3 / 0 (a rank with no examples); with and without renorm. Also: float32 input of mean 1000
-// and std 0.1 gives the variance within 1e-3 of float64, second derivatives equal the reference's,
-// and the configurations that cannot work are ValueErrors.
+// 5 / 3 / 0 (a rank with no examples); with and without renorm and adjustment. Also: float32 input
+// of mean 1000 and std 0.1 gives the variance within 1e-3 of float64, second derivatives equal the
+// reference's, and the configurations that cannot work are ValueErrors.
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "autodiff/array.h"
@@ -119,10 +120,21 @@ struct Model {
   ad::Tensor broadcast;
 };
 
+ad::layers::Adjustment adjustment(ad::DType dtype) {
+  return [dtype](const ad::Tensor& input_shape) {
+    ad::Graph& graph = input_shape.graph();
+    const auto scale = ad::Array::from(std::vector<double>{1.1, 0.9, 1.3, 0.8, 1.0}, {5});
+    const auto bias = ad::Array::from(std::vector<double>{0.05, -0.1, 0.0, 0.2, -0.03}, {5});
+    return std::pair{ad::constant(graph, scale.astype(dtype)),
+                     ad::constant(graph, bias.astype(dtype))};
+  };
+}
+
 // 4 -> 5 -> BN -> tanh -> 3, trained by Momentum with the update ops grouped into the train op.
 // `synchronized`: the distributed model (the BN layer synchronized, the loss each rank's share of
 // the global mean, gradients summed across ranks); otherwise the single-process reference.
-Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm) {
+// `adjust`: TF's adjustment, a fixed per-channel scale and bias composed after the normalization.
+Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm, bool adjust) {
   Model m;
   m.features = ad::placeholder(graph, ad::DType::Float64, {-1, kFeatures}, "features");
   m.labels = ad::placeholder(graph, ad::DType::Int64, {-1}, "labels");
@@ -141,6 +153,7 @@ Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm) {
        .renorm_clipping = {{"rmax", 1.5}, {"rmin", 0.7}, {"dmax", 0.5}},
        .renorm_momentum = 0.8,
        .fused = false,
+       .adjustment = adjust ? ad::layers::Adjustment(adjustment(dtype)) : ad::layers::Adjustment(),
        .synchronized = synchronized});
   m.logits = ad::layers::dense(
       ad::tanh(bn(h)), 3,
@@ -167,12 +180,12 @@ Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm) {
   return m;
 }
 
-void train_and_compare(ad::DType dtype, Split split, bool renorm) {
+void train_and_compare(ad::DType dtype, Split split, bool renorm, bool adjust = false) {
   const double tol = dtype == ad::DType::Float32 ? 1e-5 : 1e-12;
   ad::Graph ref_graph;
   ad::Graph dist_graph;
-  const Model ref = build(ref_graph, dtype, false, renorm);
-  const Model model = build(dist_graph, dtype, true, renorm);
+  const Model ref = build(ref_graph, dtype, false, renorm, adjust);
+  const Model model = build(dist_graph, dtype, true, renorm, adjust);
   BOOST_TEST_REQUIRE(model.all.size() == ref.all.size());
   // fc1/kernel, gamma, beta, the moving statistics (2, or 5 with renorm), fc2's kernel and bias,
   // and a Momentum slot for each of the 5 trained ones.
@@ -231,9 +244,11 @@ BOOST_AUTO_TEST_CASE(unequal_and_empty_shards_match_one_process_with_the_whole_b
   }
 }
 
-BOOST_AUTO_TEST_CASE(renorm_follows_the_global_statistics) {
+BOOST_AUTO_TEST_CASE(renorm_and_adjustment_follow_the_global_statistics) {
   train_and_compare(ad::DType::Float64, {.equal = false}, true);
   train_and_compare(ad::DType::Float32, {.equal = true}, true);
+  train_and_compare(ad::DType::Float64, {.equal = false}, false, true);
+  train_and_compare(ad::DType::Float32, {.equal = false}, true, true);
 }
 
 BOOST_AUTO_TEST_CASE(large_mean_float32_variance_within_1e_3_of_float64) {
