@@ -3,6 +3,7 @@
 
 #include "autodiff/check_numerics.h"
 #include "autodiff/error.h"
+#include "autodiff/internal/all_finite.h"
 #include "autodiff/kernel.h"
 
 namespace ad::detail {
