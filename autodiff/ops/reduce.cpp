@@ -415,10 +415,6 @@ void check_input(const std::string& who, const Tensor& x, bool allow_int) {
                        t == DType::Bool ? " (cast it first)" : ""));
 }
 
-void check_input(const char* op, const std::string& node, const Tensor& x, bool allow_int) {
-  check_input(str(op, " '", node, "'"), x, allow_int);
-}
-
 Tensor record_reduce(const OpDef& def, const char* op, const Tensor& x,
                      const std::vector<int>& axes, bool keepdims, bool allow_int) {
   const std::string node = x ? x.graph().unique_name(def.name, false) : std::string(def.name);
