@@ -174,6 +174,10 @@ using Clusters = std::map<std::string, Cluster, std::less<>>;
 // Registers `scope` and its ancestors; "" is the root.
 void add_scope(Clusters& clusters, const std::string& scope) {
   if (clusters.contains(scope)) return;
+  if (scope.empty()) {
+    clusters[scope];
+    return;
+  }
   const auto slash = scope.rfind('/');
   const std::string parent = slash == std::string::npos ? "" : scope.substr(0, slash);
   add_scope(clusters, parent);
