@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autodiff/autodiff.h"
+#include "autodiff/internal/storage_stats.h"
 #include "tests/support/gradient_check.h"
 
 using ad::testing::MessageHas;
