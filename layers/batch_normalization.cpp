@@ -565,7 +565,9 @@ BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tens
 BatchNormalization::TrainingOutput BatchNormalization::train(const Tensor& inputs,
                                                              const Tensor& batch) const {
   const BatchNormalizationConfig& c = config_;
-  const Tensor x = checked_batch_count(batch, c.reduction_axes, scope_name_);
+  std::vector<int> counted = c.reduction_axes;  // with virtual batches, also the group's batch
+  if (options_.virtual_batch_size) counted.push_back(1);
+  const Tensor x = checked_batch_count(batch, counted, scope_name_);
   const Tensor gamma = param(gamma_);
   const Tensor beta = param(beta_);
   if (!c.fused_gradient) return train_composed(inputs, x, gamma, beta);

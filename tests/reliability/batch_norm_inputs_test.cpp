@@ -59,6 +59,11 @@ BOOST_AUTO_TEST_CASE(an_empty_training_batch_is_an_error_and_leaves_the_statisti
        {3, 4},
        {.training = true, .name = "bn_unfused", .fused = false}},
       {"renorm", {-1, 4}, {0, 4}, {3, 4}, {.training = true, .name = "bn_renorm", .renorm = true}},
+      {"virtual_batches",
+       {-1, 4},
+       {0, 4},
+       {4, 4},
+       {.training = true, .name = "bn_virtual", .virtual_batch_size = 2}},
   };
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.name) {
