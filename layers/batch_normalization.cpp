@@ -182,7 +182,17 @@ std::pair<Tensor, Tensor> compose(const Tensor& inner_scale, const Tensor& inner
 // ---- construction and build --------------------------------------------------------------------
 
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
-    : options_(std::move(options)) {}
+    : options_(std::move(options)) {
+  if (!options_.renorm) return;
+  for (const auto& [key, value] : options_.renorm_clipping) {
+    if (key != "rmax" && key != "rmin" && key != "dmax") {
+      const std::string name =
+          options_.name.empty() ? std::string("batch_normalization") : label(options_.name);
+      throw ValueError(str(name, ": renorm_clipping contains key '", key,
+                           "' not in [\"rmax\", \"rmin\", \"dmax\"]"));
+    }
+  }
+}
 
 // The scalar arguments given as tensors: of the input's graph and of a floating dtype (TF rejects
 // int64 and bool momentum or clipping tensors), checked at build time.
@@ -204,10 +214,6 @@ void BatchNormalization::check_scalar_args(const Tensor& inputs) const {
   check("momentum", options_.momentum);
   if (!options_.renorm) return;
   for (const auto& [key, value] : options_.renorm_clipping) {
-    if (key != "rmax" && key != "rmin" && key != "dmax") {
-      throw ValueError(str(name, ": renorm_clipping contains key '", key,
-                           "' not in [\"rmax\", \"rmin\", \"dmax\"]"));
-    }
     check(key, value);
   }
 }
