@@ -10,6 +10,7 @@
 #include "gradtape/autodiff/gradients.h"
 #include "gradtape/autodiff/graph.h"
 #include "gradtape/autodiff/initializers.h"
+#include "gradtape/autodiff/introspection.h"
 #include "gradtape/autodiff/ops/array.h"
 #include "gradtape/autodiff/ops/basic.h"
 #include "gradtape/autodiff/ops/conv.h"

@@ -15,6 +15,11 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
+
+#include "autodiff/ops/global_moments_hook.h"
+#include "distributed/moments.h"
 
 namespace ad::distributed {
 namespace {
@@ -217,6 +222,12 @@ void init(InitOptions options) {
   s.timeout = options.timeout;
   if (s.initialized) return;
   s.initialized = true;
+  // Synchronized batch normalization (in gradtape::layers, which cannot link this library) takes
+  // its statistics over the global batch through this hook.
+  nn::set_global_moments_hook([](const Tensor& x, const std::vector<int>& reduction_axes) {
+    const Moments m = global_moments(x, reduction_axes, /*keepdims=*/true);
+    return std::pair{m.mean, m.variance};
+  });
   if (!started_by_launcher()) return;
   s.environment = std::make_unique<mpi::environment>(mpi::threading::serialized);
   s.world = std::make_unique<mpi::communicator>();

@@ -8,6 +8,8 @@
 // prints the progress, the held-out accuracy and the step time split into compute and
 // communication (the time inside collectives, including waiting for the slower rank), and writes
 // the checkpoint; every rank then restores it. Exits with status 1 below --min-accuracy.
+// --sync-bn puts a synchronized BatchNormalization after the first layer: its training statistics
+// are over the global batch, so it too equals one process with the doubled batch.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +19,7 @@
 #include "distributed/distributed.h"
 #include "examples/common/data.h"
 #include "examples/common/flags.h"
+#include "layers/batch_normalization.h"
 #include "layers/dense.h"
 #include "layers/metrics.h"
 #include "optim/adam.h"
@@ -27,6 +30,7 @@ namespace {
 
 struct Model {
   ad::Tensor x;         // Float32 [batch, features]
+  ad::Tensor training;  // Bool scalar, true unless fed false (--sync-bn's layer in inference)
   ad::Tensor labels;    // Int64 [batch]
   ad::Tensor loss;      // this rank's share of the global batch's mean cross-entropy
   ad::Tensor correct;   // number of this rank's examples classified correctly
@@ -35,12 +39,21 @@ struct Model {
 };
 
 Model build_model(ad::Graph& g, std::int64_t num_features, int num_classes, double learning_rate,
-                  std::uint64_t seed) {
+                  std::uint64_t seed, bool sync_bn) {
   g.set_seed(static_cast<std::int64_t>(seed));
   Model m;
   m.x = ad::placeholder(g, ad::DType::Float32, {-1, num_features}, "x");
   m.labels = ad::placeholder(g, ad::DType::Int64, {-1}, "labels");
-  auto h = ad::layers::dense(m.x, 128, {.activation = ad::relu, .name = "fc1"});
+  ad::Tensor h;
+  if (sync_bn) {
+    m.training = ad::placeholder_with_default(ad::constant(g, ad::Array::scalar(true)), ad::Shape{},
+                                              "training");
+    h = ad::layers::dense(m.x, 128, {.name = "fc1"});
+    h = ad::relu(ad::layers::batch_normalization(
+        h, {.momentum = 0.9, .training = m.training, .name = "bn1", .synchronized = true}));
+  } else {
+    h = ad::layers::dense(m.x, 128, {.activation = ad::relu, .name = "fc1"});
+  }
   h = ad::layers::dense(h, 64, {.activation = ad::relu, .name = "fc2"});
   const auto logits = ad::layers::dense(h, num_classes, {.name = "logits"});
   const auto per_example = ad::nn::sparse_softmax_cross_entropy_with_logits(m.labels, logits);
@@ -51,12 +64,17 @@ Model build_model(ad::Graph& g, std::int64_t num_features, int num_classes, doub
       std::make_unique<ad::optim::Adam>(ad::optim::AdamOptions{.learning_rate = learning_rate}),
       {.op = dist::ReduceOp::kSum});
   m.train_op = optimizer.minimize(m.loss);
+  if (sync_bn) {  // the moving statistics' updates run with every step
+    m.train_op = ad::group({m.train_op, ad::group(g.get_collection(ad::GraphKeys::UPDATE_OPS))});
+  }
   m.broadcast = dist::broadcast_variables(g, 0);
   return m;
 }
 
 double held_out_accuracy(ad::Session& session, const Model& m, const ad::data::Dataset& test) {
-  const auto out = session.run({m.correct}, {{m.x, test.features}, {m.labels, test.labels}});
+  ad::FeedDict feeds{{m.x, test.features}, {m.labels, test.labels}};
+  if (m.training) feeds.emplace_back(m.training, ad::Array::scalar(false));
+  const auto out = session.run({m.correct}, feeds);
   return out[0].item<float>() / static_cast<double>(test.size());
 }
 
@@ -65,7 +83,9 @@ int run(int argc, char** argv) {
   examples::ExampleFlags flags("distributed_digits",
                                "data-parallel MLP training on the digits data",
                                {.epochs = 20, .batch_size = 32, .learning_rate = 3e-3});
+  bool sync_bn = false;
   flags.add("min-accuracy", min_accuracy, "exit with status 1 below this held-out accuracy");
+  flags.add("sync-bn", sync_bn, "synchronized batch normalization after the first layer");
   if (!flags.parse(argc, argv)) return 0;
   dist::init();
   const auto& f = flags.common();
@@ -76,8 +96,8 @@ int run(int argc, char** argv) {
                                                      .num_shards = dist::size(),
                                                      .shard_index = dist::rank()});
   ad::Graph g;
-  const Model m =
-      build_model(g, data.train.num_features(), data.train.num_classes, f.learning_rate, f.seed);
+  const Model m = build_model(g, data.train.num_features(), data.train.num_classes, f.learning_rate,
+                              f.seed, sync_bn);
   ad::Session session(g);
   session.run({ad::global_variables_initializer(g)});
   session.run({m.broadcast});

@@ -15,6 +15,7 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/fused_batch_norm.h"
+#include "autodiff/ops/global_moments_hook.h"
 #include "autodiff/ops/nn.h"
 #include "autodiff/ops/reduce.h"
 #include "autodiff/session.h"
@@ -251,6 +252,10 @@ void BatchNormalization::build(const Tensor& inputs) {
   check_scalar_args(inputs);
   std::sort(axes.begin(), axes.end());
   const auto& vbs = options_.virtual_batch_size;
+  if (vbs && options_.synchronized) {
+    throw ValueError(str(name, ": synchronized cannot be combined with virtual_batch_size (", *vbs,
+                         "): a virtual batch would straddle processes"));
+  }
   if (vbs) {
     if (*vbs <= 0) {
       throw ValueError(
@@ -285,11 +290,10 @@ void BatchNormalization::build(const Tensor& inputs) {
   c.axes = axes;
   c.rank = rank;
   c.dtype = inputs.dtype();
-  c.tf_fused = options_.fused.value_or(true) && rank == 4 && axes.size() == 1 &&
-               (axes[0] == 1 || axes[0] == 3) && !options_.renorm && !vbs && !options_.adjustment &&
-               inputs.dtype() == DType::Float32;
-  c.fused_gradient =
-      options_.fused.value_or(true) && !options_.renorm && !vbs && !options_.adjustment;
+  const bool may_fuse = options_.fused.value_or(true) && !options_.synchronized;
+  c.tf_fused = may_fuse && rank == 4 && axes.size() == 1 && (axes[0] == 1 || axes[0] == 3) &&
+               !options_.renorm && !vbs && !options_.adjustment && inputs.dtype() == DType::Float32;
+  c.fused_gradient = may_fuse && !options_.renorm && !vbs && !options_.adjustment;
   c.epsilon = c.tf_fused ? std::max(options_.epsilon, kFusedMinEpsilon) : options_.epsilon;
   // Parameter shape (spec §3) and the shape the parameters broadcast with.
   Shape full;
@@ -536,6 +540,18 @@ void BatchNormalization::check_adjustment(const Tensor& inputs, const Tensor& t,
   }
 }
 
+// Synchronized training's statistics: over the global batch, through the registered hook.
+std::pair<Tensor, Tensor> BatchNormalization::global_moments(const Tensor& x) const {
+  const nn::GlobalMomentsHook& hook = nn::global_moments_hook();
+  if (!hook) {
+    throw ValueError(str(label(scope_name_),
+                         ": synchronized=true needs the global statistics that "
+                         "ad::distributed::init() registers; call it first (a single process "
+                         "without MPI is a job of one rank)"));
+  }
+  return hook(x, config_.reduction_axes);
+}
+
 // Training through the composed primitives (fused=false, renorm, virtual batches, adjustment).
 BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tensor& inputs,
                                                                       const Tensor& x,
@@ -544,7 +560,8 @@ BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tens
   const BatchNormalizationConfig& c = config_;
   auto to_param = [&](const Tensor& t) { return reshape_to(t, c.param_shape); };
   TrainingOutput out;
-  const auto [mean, variance] = nn::exact_moments(x, c.reduction_axes);
+  const auto [mean, variance] =
+      options_.synchronized ? global_moments(x) : nn::exact_moments(x, c.reduction_axes);
   out.mean = mean;
   if (options_.virtual_batch_size) {  // average the per-group statistics over the groups (§5.6)
     out.stat_mean = to_param(reduce_mean(mean, {1}, true));
@@ -573,7 +590,8 @@ BatchNormalization::TrainingOutput BatchNormalization::train(const Tensor& input
   const BatchNormalizationConfig& c = config_;
   std::vector<int> counted = c.reduction_axes;  // with virtual batches, also the group's batch
   if (options_.virtual_batch_size) counted.push_back(1);
-  const Tensor x = checked_batch_count(batch, counted, scope_name_);
+  // Synchronized statistics average over the global batch, which other ranks may fill.
+  const Tensor x = options_.synchronized ? batch : checked_batch_count(batch, counted, scope_name_);
   const Tensor gamma = param(gamma_);
   const Tensor beta = param(beta_);
   if (!c.fused_gradient) return train_composed(inputs, x, gamma, beta);

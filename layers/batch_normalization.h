@@ -77,6 +77,12 @@ struct BatchNormalizationOptions {
   std::optional<bool> fused{};  // unset or true: fused when TF would; false: never
   std::optional<std::int64_t> virtual_batch_size{};
   Adjustment adjustment{};
+  // Keras's SyncBatchNormalization: in training, the mean and variance over the global batch of
+  // all processes (each contributes its count, mean and M2, merged in rank order in double), taken
+  // through the statistic ad::distributed::init() registers; always the composed path (as
+  // fused=false), so renorm and adjustment see the global statistics and the moving statistics
+  // are the same on every rank. Without init() it is a ValueError; with virtual_batch_size too.
+  bool synchronized = false;
 };
 
 // What the first call resolved, so users can see which path a configuration took.
@@ -84,7 +90,7 @@ struct BatchNormalizationConfig {
   std::vector<int> axes;            // resolved, sorted
   std::vector<int> reduction_axes;  // of the (possibly virtual-batch-reshaped) input
   bool tf_fused = false;  // TF r2.4 would use its fused kernel (4-D, axis 1 or 3, float32, ...)
-  bool fused_gradient = false;  // the hand-written gradient is attached
+  bool fused_gradient = false;  // the hand-written gradient is attached (never when synchronized)
   double epsilon = 0;           // effective: raised to 1.001e-5 when tf_fused
   Shape param_shape;            // shape of gamma, beta and the moving statistics
   Shape broadcast_shape;        // parameters reshaped to broadcast against the input
@@ -138,6 +144,7 @@ class BatchNormalization {
   [[nodiscard]] Tensor param(const Variable& v) const;  // reshaped to broadcast against x
   [[nodiscard]] Tensor inference(const Tensor& x) const;
   [[nodiscard]] TrainingOutput train(const Tensor& inputs, const Tensor& x) const;
+  [[nodiscard]] std::pair<Tensor, Tensor> global_moments(const Tensor& x) const;
   [[nodiscard]] TrainingOutput train_composed(const Tensor& inputs, const Tensor& x,
                                               const Tensor& gamma, const Tensor& beta) const;
   [[nodiscard]] std::pair<Tensor, Tensor> renorm_correction(const Tensor& stat_mean,
