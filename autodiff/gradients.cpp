@@ -233,6 +233,24 @@ void custom_forward_kernel(KernelContext& ctx) {
   for (int i = 0; i < k; ++i) ctx.set_output(i, ctx.input(i));
 }
 
+// A user's gradient function result for input `i` (node input `slot`): an empty Tensor means no
+// gradient; anything else must be an output of this graph with the input's dtype and static shape.
+void check_custom_result(const GradContext& g, int slot, int i, const Tensor& grad) {
+  if (!grad) return;
+  const Tensor in = g.input(slot);
+  const auto prefix = [&] {
+    return str("custom_gradient '", g.node().name, "': the gradient function's result for input ",
+               i, " ('", in.name(), "') ");
+  };
+  if (&grad.graph() != &in.graph()) throw ValueError(prefix() + "belongs to another graph");
+  if (grad.is_op())
+    throw ValueError(prefix() + str("is the op '", grad.name(), "', which has no outputs"));
+  if (grad.dtype() != in.dtype() || !grad.shape().is_compatible_with(in.shape())) {
+    throw ValueError(prefix() + str("is ", grad.dtype(), grad.shape(), " but the input is ",
+                                    in.dtype(), in.shape()));
+  }
+}
+
 void custom_gradient_gradient(GradContext& g) {
   const auto& attrs = g.attrs<CustomGradientAttrs>();
   const int k = attrs.num_outputs;
@@ -249,7 +267,10 @@ void custom_gradient_gradient(GradContext& g) {
     throw ValueError(str("custom_gradient '", g.node().name, "': the gradient function returned ",
                          result.size(), " gradients for ", inputs.size(), " inputs"));
   }
-  for (std::size_t i = 0; i < result.size(); ++i) g.set(k + static_cast<int>(i), result[i]);
+  for (std::size_t i = 0; i < result.size(); ++i) {
+    check_custom_result(g, k + static_cast<int>(i), static_cast<int>(i), result[i]);
+    g.set(k + static_cast<int>(i), result[i]);
+  }
 }
 
 const OpDef kCustomGradientOp{.name = "CustomGradient",

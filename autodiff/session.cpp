@@ -54,6 +54,7 @@ struct Session::Impl {
   std::shared_ptr<MemoryBudget> budget;  // null without a memory limit
 
   Impl(Graph& g, SessionOptions o) : graph(g), options(o) {
+    if (options.check_numerics) variables.check_writes(g);
     if (options.memory_limit_bytes != 0) {
       budget = std::make_shared<MemoryBudget>();
       budget->limit = options.memory_limit_bytes;

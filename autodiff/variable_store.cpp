@@ -2,6 +2,7 @@
 #include "autodiff/variable_store.h"
 
 #include "autodiff/error.h"
+#include "autodiff/internal/all_finite.h"
 
 namespace ad {
 
@@ -25,6 +26,7 @@ bool VariableStore::initialized(int id) const {
 
 void VariableStore::write(int id, Array value) {
   const std::lock_guard lock(mutex_);
+  check_finite(id, value);
   const auto i = static_cast<std::size_t>(id);
   if (i >= values_.size()) {
     values_.resize(i + 1);
@@ -37,6 +39,14 @@ void VariableStore::write(int id, Array value) {
 std::uint64_t VariableStore::next_counter(const Node* node) {
   const std::lock_guard lock(mutex_);
   return counters_[node]++;
+}
+
+void VariableStore::check_finite(int id, const Array& value) const {
+  if (checked_graph_ == nullptr || !is_floating(value.dtype()) || detail::all_finite(value)) return;
+  const auto& def = checked_graph_->variable(id);
+  throw InvalidArgumentError(str("check_numerics: the write to variable '", def.name, "' (",
+                                 def.dtype, def.shape,
+                                 ") would store NaN or Inf; the variable keeps its value"));
 }
 
 Array& VariableStore::slot(const Graph& graph, int id) {

@@ -16,11 +16,15 @@ namespace ad {
 // The values of a session's variables, indexed by variable id. Thread-safe.
 class VariableStore {
  public:
+  // SessionOptions::check_numerics: from now on every write and update must leave finite values;
+  // an update is applied to a copy, checked, and only then replaces the value, so a failing one
+  // (InvalidArgumentError naming the variable) leaves the variable unchanged.
+  void check_writes(const Graph& graph) { checked_graph_ = &graph; }
   // The current value (sharing storage). Throws FailedPreconditionError naming the variable when
   // it was never initialized.
   [[nodiscard]] Array read(const Graph& graph, int id) const;
   [[nodiscard]] bool initialized(int id) const;
-  // Replaces the value.
+  // Replaces the value (checked for NaN and Inf after check_writes).
   void write(int id, Array value);
   // How many times `node` asked before (0, 1, 2, ...): random ops draw a new stream per run.
   [[nodiscard]] std::uint64_t next_counter(const Node* node);
@@ -29,6 +33,13 @@ class VariableStore {
   void update(const Graph& graph, int id, F&& f) {
     const std::lock_guard lock(mutex_);
     Array& value = slot(graph, id);
+    if (checked_graph_ != nullptr) {
+      Array copy = value.clone();
+      f(copy);
+      check_finite(id, copy);
+      value = std::move(copy);
+      return;
+    }
     (void)value.raw_mutable_data();  // makes the storage exclusive
     f(value);
   }
@@ -42,11 +53,26 @@ class VariableStore {
       values[k] = &slot(graph, ids[k]);
       (void)values[k]->raw_mutable_data();
     }
-    f(values);
+    if (checked_graph_ == nullptr) {
+      f(values);
+      return;
+    }
+    std::array<Array, N> copies{};
+    std::array<Array*, N> targets{};
+    for (std::size_t k = 0; k < N; ++k) {
+      copies[k] = values[k]->clone();
+      targets[k] = &copies[k];
+    }
+    f(targets);
+    for (std::size_t k = 0; k < N; ++k) check_finite(ids[k], copies[k]);
+    for (std::size_t k = 0; k < N; ++k) *values[k] = std::move(copies[k]);
   }
 
  private:
   Array& slot(const Graph& graph, int id);
+  // InvalidArgumentError naming the variable when a floating `value` holds NaN or Inf.
+  void check_finite(int id, const Array& value) const;
+  const Graph* checked_graph_ = nullptr;
   mutable std::mutex mutex_;
   std::vector<Array> values_;
   std::vector<char> initialized_;

@@ -133,6 +133,40 @@ Tensor ghost_merge(const Tensor& x, const std::string& layer) {
                            GhostAttrs{x.shape()[0], layer});
 }
 
+// ---- the empty-batch check: an identity that fails a training run with nothing to average -----
+
+struct BatchCountAttrs {
+  std::vector<int> reduction_axes;
+  std::string layer;
+};
+
+void batch_count_kernel(KernelContext& ctx) {
+  const auto& attrs = ctx.attrs<BatchCountAttrs>();
+  const Array& x = ctx.input(0);
+  for (int a : attrs.reduction_axes) {
+    if (x.shape()[a] == 0) {
+      ctx.fail(str(label(attrs.layer),
+                   ": the training batch has no elements to average over (input ", x.shape(),
+                   ", reduction axes ", axes_string(attrs.reduction_axes),
+                   "); the moving statistics are left unchanged"));
+    }
+  }
+  ctx.set_output(0, x);
+}
+
+void batch_count_gradient(GradContext& g) { g.set(0, g.grad_output(0)); }
+
+const OpDef kBatchCountOp{
+    .name = "CheckBatchCount", .kernel = batch_count_kernel, .gradient = batch_count_gradient};
+
+// `x` unchanged (no copy); running it fails when a reduction axis is empty at run time.
+Tensor checked_batch_count(const Tensor& x, const std::vector<int>& axes,
+                           const std::string& layer) {
+  const Tensor inputs[] = {x};
+  return x.graph().record1(kBatchCountOp, inputs, {x.dtype(), x.shape()},
+                           BatchCountAttrs{axes, layer});
+}
+
 // (a_scale, a_offset) composed after (b_scale, b_offset): x*b_s + b_o then *a_s + a_o. Absent
 // tensors are the identity (scale 1, offset 0).
 std::pair<Tensor, Tensor> compose(const Tensor& inner_scale, const Tensor& inner_offset,
@@ -150,13 +184,38 @@ std::pair<Tensor, Tensor> compose(const Tensor& inner_scale, const Tensor& inner
 
 BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
     : options_(std::move(options)) {
-  if (options_.renorm) {
-    for (const auto& [key, value] : options_.renorm_clipping) {
-      if (key != "rmax" && key != "rmin" && key != "dmax") {
-        throw ValueError(str("batch_normalization: renorm_clipping contains key '", key,
-                             "' not in [\"rmax\", \"rmin\", \"dmax\"]"));
-      }
+  if (!options_.renorm) return;
+  for (const auto& [key, value] : options_.renorm_clipping) {
+    if (key != "rmax" && key != "rmin" && key != "dmax") {
+      const std::string name =
+          options_.name.empty() ? std::string("batch_normalization") : label(options_.name);
+      throw ValueError(str(name, ": renorm_clipping contains key '", key,
+                           "' not in [\"rmax\", \"rmin\", \"dmax\"]"));
     }
+  }
+}
+
+// The scalar arguments given as tensors: of the input's graph and of a floating dtype (TF rejects
+// int64 and bool momentum or clipping tensors), checked at build time.
+void BatchNormalization::check_scalar_args(const Tensor& inputs) const {
+  const std::string name = label(scope_name_);
+  auto check = [&](const std::string& arg, const ScalarArg& value) {
+    const Tensor* t = std::get_if<Tensor>(&value);
+    if (!t) return;
+    if (!*t) throw ValueError(str(name, ": ", arg, " is an empty Tensor"));
+    if (&t->graph() != &inputs.graph()) {
+      throw ValueError(str(name, ": ", arg, " '", t->name(),
+                           "' belongs to another graph than input '", inputs.name(), "'"));
+    }
+    if (t->is_op() || !is_floating(t->dtype())) {
+      throw ValueError(str(name, ": ", arg, " '", t->name(), "' is ", t->dtype(),
+                           "; expected a floating-point scalar"));
+    }
+  };
+  check("momentum", options_.momentum);
+  if (!options_.renorm) return;
+  for (const auto& [key, value] : options_.renorm_clipping) {
+    check(key, value);
   }
 }
 
@@ -190,6 +249,7 @@ void BatchNormalization::build(const Tensor& inputs) {
     axes.push_back(resolved);
   }
   if (axes.empty()) throw ValueError(str(name, ": axis is an empty list"));
+  check_scalar_args(inputs);
   std::sort(axes.begin(), axes.end());
   const auto& vbs = options_.virtual_batch_size;
   if (vbs && options_.synchronized) {
@@ -461,6 +521,25 @@ std::pair<Tensor, Tensor> BatchNormalization::renorm_correction(const Tensor& st
   return compose(r, d, scale, offset);
 }
 
+// One tensor of the adjustment's result: of the input's graph and broadcasting against the input.
+void BatchNormalization::check_adjustment(const Tensor& inputs, const Tensor& t,
+                                          const char* what) const {
+  const std::string name = label(scope_name_);
+  if (!t || t.is_op())
+    throw ValueError(str(name, ": adjustment returned an empty Tensor for the ", what));
+  if (&t.graph() != &inputs.graph()) {
+    throw ValueError(str(name, ": adjustment's ", what, " '", t.name(),
+                         "' belongs to another graph than input '", inputs.name(), "'"));
+  }
+  try {
+    (void)broadcast_static_shape("adjustment", t.shape(), inputs.shape());
+  } catch (const ValueError&) {
+    throw ValueError(str(name, ": adjustment's ", what, " has shape ", t.shape(),
+                         ", which does not broadcast against input '", inputs.name(), "' of shape ",
+                         inputs.shape(), " (parameter shape ", config_.param_shape, ")"));
+  }
+}
+
 // Synchronized training's statistics: over the global batch, through the registered hook.
 std::pair<Tensor, Tensor> BatchNormalization::global_moments(const Tensor& x) const {
   const nn::GlobalMomentsHook& hook = nn::global_moments_hook();
@@ -495,8 +574,8 @@ BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tens
   Tensor offset = beta;
   if (options_.adjustment) {
     const auto [adj_scale, adj_bias] = options_.adjustment(shape(inputs));
-    if (!adj_scale || !adj_bias)
-      throw ValueError(str(label(scope_name_), ": adjustment returned an empty Tensor"));
+    check_adjustment(inputs, adj_scale, "scale");
+    check_adjustment(inputs, adj_bias, "bias");
     std::tie(scale, offset) = compose(adj_scale, adj_bias, scale, offset);
   }
   if (options_.renorm) {
@@ -507,8 +586,12 @@ BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tens
 }
 
 BatchNormalization::TrainingOutput BatchNormalization::train(const Tensor& inputs,
-                                                             const Tensor& x) const {
+                                                             const Tensor& batch) const {
   const BatchNormalizationConfig& c = config_;
+  std::vector<int> counted = c.reduction_axes;  // with virtual batches, also the group's batch
+  if (options_.virtual_batch_size) counted.push_back(1);
+  // Synchronized statistics average over the global batch, which other ranks may fill.
+  const Tensor x = options_.synchronized ? batch : checked_batch_count(batch, counted, scope_name_);
   const Tensor gamma = param(gamma_);
   const Tensor beta = param(beta_);
   if (!c.fused_gradient) return train_composed(inputs, x, gamma, beta);
@@ -643,6 +726,10 @@ Tensor batch_normalization(const Tensor& inputs, const BatchNormalizationOptions
 }
 
 UpdateOpsReport check_update_ops(const Session& session, const Graph& graph) {
+  if (&session.graph() != &graph) {
+    throw ValueError(
+        "check_update_ops: the session runs another graph than the one whose UPDATE_OPS to check");
+  }
   UpdateOpsReport report;
   for (const auto& op : graph.get_collection(GraphKeys::TRAIN_OP))
     report.train_op_ran |= session.run_count(op) > 0;

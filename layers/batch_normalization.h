@@ -138,6 +138,8 @@ class BatchNormalization {
   struct TrainingOutput;
   void build(const Tensor& inputs);
   void check_input(const Tensor& inputs) const;
+  void check_scalar_args(const Tensor& inputs) const;
+  void check_adjustment(const Tensor& inputs, const Tensor& t, const char* what) const;
   Tensor call(const Tensor& inputs, const Predicate& training);
   [[nodiscard]] Tensor param(const Variable& v) const;  // reshaped to broadcast against x
   [[nodiscard]] Tensor inference(const Tensor& x) const;

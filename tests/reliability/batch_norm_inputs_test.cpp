@@ -4,9 +4,6 @@
 // momentum tensor of another graph, a wrongly shaped adjustment and an unknown renorm_clipping key
 // are ValueErrors naming the layer and the argument, not an internal op; check_update_ops refuses
 // a session of another graph. After each failure the session keeps working.
-//
-// The cases marked disabled fail until layers/batch_normalization.cpp checks these arguments (run
-// one with --run_test=batch_norm_inputs_test/<name>); enable each with its fix.
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <string>
@@ -43,8 +40,7 @@ struct EmptyBatchCase {
 
 BOOST_AUTO_TEST_SUITE(batch_norm_inputs_test)
 
-BOOST_AUTO_TEST_CASE(an_empty_training_batch_is_an_error_and_leaves_the_statistics_unchanged,
-                     *utf::disabled()) {
+BOOST_AUTO_TEST_CASE(an_empty_training_batch_is_an_error_and_leaves_the_statistics_unchanged) {
   const std::vector<EmptyBatchCase> cases{
       {"dense", {-1, 4}, {0, 4}, {3, 4}, {.training = true, .name = "bn_dense"}},
       {"nchw_fused",
@@ -63,6 +59,11 @@ BOOST_AUTO_TEST_CASE(an_empty_training_batch_is_an_error_and_leaves_the_statisti
        {3, 4},
        {.training = true, .name = "bn_unfused", .fused = false}},
       {"renorm", {-1, 4}, {0, 4}, {3, 4}, {.training = true, .name = "bn_renorm", .renorm = true}},
+      {"virtual_batches",
+       {-1, 4},
+       {0, 4},
+       {4, 4},
+       {.training = true, .name = "bn_virtual", .virtual_batch_size = 2}},
   };
   for (const auto& c : cases) {
     BOOST_TEST_CONTEXT(c.name) {
@@ -101,8 +102,7 @@ BOOST_AUTO_TEST_CASE(an_empty_batch_in_inference_is_an_empty_result) {
   BOOST_TEST(s.eval(y, {{x, ad::Array(ad::DType::Float32, {0, 4})}}).shape() == ad::Shape({0, 4}));
 }
 
-BOOST_AUTO_TEST_CASE(momentum_and_rmax_tensors_of_a_dtype_tf_rejects_are_value_errors,
-                     *utf::disabled()) {
+BOOST_AUTO_TEST_CASE(momentum_and_rmax_tensors_of_a_dtype_tf_rejects_are_value_errors) {
   for (const auto dtype : {ad::DType::Int64, ad::DType::Bool}) {
     BOOST_TEST_CONTEXT(dtype) {
       ad::Graph g;
@@ -134,8 +134,7 @@ BOOST_AUTO_TEST_CASE(momentum_and_rmax_tensors_of_a_dtype_tf_rejects_are_value_e
              boost::test_tools::tolerance(1e-6));
 }
 
-BOOST_AUTO_TEST_CASE(a_momentum_tensor_of_another_graph_names_the_layer_and_argument,
-                     *utf::disabled()) {
+BOOST_AUTO_TEST_CASE(a_momentum_tensor_of_another_graph_names_the_layer_and_argument) {
   ad::Graph g;
   ad::Graph other;
   auto x = ad::placeholder(g, ad::DType::Float32, {-1, 4}, "x");
@@ -151,7 +150,7 @@ BOOST_AUTO_TEST_CASE(a_momentum_tensor_of_another_graph_names_the_layer_and_argu
                         (MessageHas{{"batch_normalization 'bn_clip'", "dmax", "another graph"}}));
 }
 
-BOOST_AUTO_TEST_CASE(a_wrongly_shaped_adjustment_names_the_layer_and_argument, *utf::disabled()) {
+BOOST_AUTO_TEST_CASE(a_wrongly_shaped_adjustment_names_the_layer_and_argument) {
   ad::Graph g;
   auto x = ad::placeholder(g, ad::DType::Float32, {-1, 4}, "x");
   const L::Adjustment five_channels = [&](const ad::Tensor&) {
@@ -164,7 +163,7 @@ BOOST_AUTO_TEST_CASE(a_wrongly_shaped_adjustment_names_the_layer_and_argument, *
                         (MessageHas{{"batch_normalization 'bn_adj'", "adjustment", "[5]", "[4]"}}));
 }
 
-BOOST_AUTO_TEST_CASE(an_unknown_renorm_clipping_key_names_the_layer, *utf::disabled()) {
+BOOST_AUTO_TEST_CASE(an_unknown_renorm_clipping_key_names_the_layer) {
   ad::Graph g;
   auto x = ad::placeholder(g, ad::DType::Float32, {-1, 4}, "x");
   BOOST_CHECK_EXCEPTION(
@@ -176,7 +175,7 @@ BOOST_AUTO_TEST_CASE(an_unknown_renorm_clipping_key_names_the_layer, *utf::disab
       (MessageHas{{"batch_normalization 'bn_keys'", "renorm_clipping", "'r_max'", "rmax"}}));
 }
 
-BOOST_AUTO_TEST_CASE(check_update_ops_refuses_a_session_of_another_graph, *utf::disabled()) {
+BOOST_AUTO_TEST_CASE(check_update_ops_refuses_a_session_of_another_graph) {
   ad::Graph g;
   ad::Graph other;
   auto x = ad::placeholder(g, ad::DType::Float32, {-1, 4}, "x");
