@@ -31,7 +31,12 @@ constexpr std::size_t kAlignment = 64;
 Storage::Storage(std::size_t bytes) : capacity(bytes) {
   const std::size_t rounded =
       std::max<std::size_t>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-  data = static_cast<std::byte*>(::operator new (rounded, std::align_val_t{kAlignment}));
+  // The nothrow form, then std::bad_alloc by hand: AddressSanitizer's throwing operator new ends
+  // the process on a failed allocation instead of throwing, even with allocator_may_return_null;
+  // its nothrow form returns null, so a huge Array is a ResourceExhaustedError in every build.
+  data =
+      static_cast<std::byte*>(::operator new (rounded, std::align_val_t{kAlignment}, std::nothrow));
+  if (data == nullptr) throw std::bad_alloc();
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   g_bytes_in_use.fetch_add(capacity, std::memory_order_relaxed);
 }
