@@ -290,7 +290,11 @@ OnednnThreading onednn_threading() {
 void onednn_conv_forward(const OnednnConv& c, const float* x, const float* w, float* y) {
   if (c.n == 0) return;
   const Chunks ch = chunks(c.n);
-  const auto [full, last] = chunk_primitives(Direction::kForward, c, ch);
+  // Named copies rather than a structured binding: clang 14 (the thread-sanitizer build) does not
+  // capture structured bindings in lambdas.
+  const auto primitives = chunk_primitives(Direction::kForward, c, ch);
+  const Prepared* const full = primitives.full;
+  const Prepared* const last = primitives.last;
   const void* w_full = filter_for<1>(*full, w, ch.native);
   const void* w_last = last == full ? w_full : filter_for<2>(*last, w, ch.native);
   const std::int64_t in_image = c.h * c.w * c.c, out_image = c.oh * c.ow * c.f;
@@ -314,7 +318,9 @@ void onednn_conv_forward(const OnednnConv& c, const float* x, const float* w, fl
 void onednn_conv_backward_data(const OnednnConv& c, const float* w, const float* dy, float* dx) {
   if (c.n == 0) return;
   const Chunks ch = chunks(c.n);
-  const auto [full, last] = chunk_primitives(Direction::kBackwardData, c, ch);
+  const auto primitives = chunk_primitives(Direction::kBackwardData, c, ch);
+  const Prepared* const full = primitives.full;
+  const Prepared* const last = primitives.last;
   const void* w_full = filter_for<1>(*full, w, ch.native);
   const void* w_last = last == full ? w_full : filter_for<2>(*last, w, ch.native);
   const std::int64_t in_image = c.h * c.w * c.c, out_image = c.oh * c.ow * c.f;
@@ -342,7 +348,9 @@ void onednn_conv_backward_weights(const OnednnConv& c, const float* x, const flo
     return;
   }
   const Chunks ch = chunks(c.n);
-  const auto [full, last] = chunk_primitives(Direction::kBackwardWeights, c, ch);
+  const auto primitives = chunk_primitives(Direction::kBackwardWeights, c, ch);
+  const Prepared* const full = primitives.full;
+  const Prepared* const last = primitives.last;
   // One HWIO partial per chunk, owned by the calling thread.
   auto* partials =
       static_cast<float*>(scratch<3>(static_cast<std::size_t>(ch.count * size) * sizeof(float)));
