@@ -71,37 +71,38 @@ bool started_by_launcher() {
 // Tags stay below 32767, the smallest MPI_TAG_UB the standard allows.
 int tag_of(std::uint64_t sequence) { return static_cast<int>(sequence % 32000); }
 
-// A message: the collective's sequence number and node name, then the payload.
-std::shared_ptr<Bytes> frame(std::uint64_t sequence, std::string_view node,
-                             std::span<const char> payload) {
-  auto framed = std::make_shared<Bytes>(sizeof(std::uint64_t) + sizeof(std::uint32_t) +
-                                        node.size() + payload.size());
-  char* p = framed->data();
+// A message: the payload, then a trailer with the collective's node name, the name's length and
+// the collective's sequence number. At the end, the trailer is appended to and stripped from the
+// payload's own buffer in place, so a large payload is never copied to be sent or received.
+constexpr std::size_t kTrailer = sizeof(std::uint32_t) + sizeof(std::uint64_t);
+
+void frame(Bytes& payload, std::uint64_t sequence, std::string_view node) {
+  const std::size_t at = payload.size();
+  payload.resize(at + node.size() + kTrailer);
+  char* p = payload.data() + at;
   const auto name_size = static_cast<std::uint32_t>(node.size());
-  std::memcpy(p, &sequence, sizeof sequence);
-  std::memcpy(p + sizeof sequence, &name_size, sizeof name_size);
-  std::memcpy(p + sizeof sequence + sizeof name_size, node.data(), node.size());
-  if (!payload.empty()) {
-    std::memcpy(p + sizeof sequence + sizeof name_size + node.size(), payload.data(),
-                payload.size());
-  }
-  return framed;
+  if (!node.empty()) std::memcpy(p, node.data(), node.size());
+  std::memcpy(p + node.size(), &name_size, sizeof name_size);
+  std::memcpy(p + node.size() + sizeof name_size, &sequence, sizeof sequence);
 }
 
-// The payload of a message from `peer`, after checking it belongs to the same collective.
-Bytes unframe(const Bytes& framed, std::string_view op, std::string_view node, int peer) {
-  constexpr std::size_t kHead = sizeof(std::uint64_t) + sizeof(std::uint32_t);
+// Strips the trailer of a message from `peer` after checking it belongs to the same collective.
+void unframe(Bytes& framed, std::string_view op, std::string_view node, int peer) {
   std::uint32_t name_size = 0;
-  if (framed.size() >= kHead) std::memcpy(&name_size, framed.data() + 8, sizeof name_size);
-  if (framed.size() < kHead + name_size) {
+  const std::size_t size = framed.size();
+  if (size >= kTrailer) {
+    std::memcpy(&name_size, framed.data() + size - kTrailer, sizeof name_size);
+  }
+  if (size < kTrailer + name_size) {
     throw InternalError(str(op, " '", node, "': a truncated message came from rank ", peer));
   }
-  const std::string_view their_node(framed.data() + kHead, name_size);
+  const std::size_t payload_size = size - kTrailer - name_size;
+  const std::string_view their_node(framed.data() + payload_size, name_size);
   if (their_node != node) {
     throw InvalidArgumentError(str(op, " '", node, "': rank ", peer, " is in collective '",
                                    their_node, "' (the ranks took different paths)"));
   }
-  return {framed.begin() + static_cast<std::ptrdiff_t>(kHead + name_size), framed.end()};
+  framed.resize(payload_size);
 }
 
 struct Receive {
@@ -175,15 +176,17 @@ bool poll(const mpi::communicator& world, int tag, std::vector<Send>& sends,
 }
 
 // Sends `payload` to `send_to` and receives one message from each of `receive_from`; returns the
-// received payloads in the order of `receive_from`.
-std::vector<Bytes> transfer(std::string_view op, std::string_view node,
-                            std::span<const char> payload, const std::vector<int>& send_to,
-                            const std::vector<int>& receive_from) {
+// received payloads in the order of `receive_from`. `payload` is framed in place and given back
+// unframed (a timeout keeps it alive in `abandoned` instead, since MPI may still read it).
+std::vector<Bytes> transfer(std::string_view op, std::string_view node, Bytes& payload,
+                            const std::vector<int>& send_to, const std::vector<int>& receive_from) {
   State& s = state();
   const auto start = Clock::now();
   const std::uint64_t sequence = s.sequence++;
   const int tag = tag_of(sequence);
-  const auto framed = frame(sequence, node, payload);
+  const std::size_t payload_size = payload.size();
+  frame(payload, sequence, node);
+  const auto framed = std::make_shared<Bytes>(std::move(payload));
   std::vector<Send> sends;
   for (const int peer : send_to) {
     sends.push_back(
@@ -211,10 +214,13 @@ std::vector<Bytes> transfer(std::string_view op, std::string_view node,
   s.stats.seconds += std::chrono::duration<double>(Clock::now() - start).count();
   s.stats.bytes_sent += static_cast<std::int64_t>(framed->size() * sends.size());
   ++s.stats.collectives;
+  payload = std::move(*framed);
+  payload.resize(payload_size);
   std::vector<Bytes> payloads;
   payloads.reserve(receives.size());
-  for (const Receive& receive : receives) {
-    payloads.push_back(unframe(*receive.buffer, op, node, receive.peer));
+  for (Receive& receive : receives) {
+    unframe(*receive.buffer, op, node, receive.peer);
+    payloads.push_back(std::move(*receive.buffer));
   }
   return payloads;
 }
@@ -247,15 +253,14 @@ void set_timeout(std::chrono::milliseconds timeout) { state().timeout = timeout;
 
 CommunicationStats communication_stats() { return state().stats; }
 
-void barrier(std::string_view what) { (void)detail::exchange(what, what, {}); }
+void barrier(std::string_view what) { (void)detail::exchange(what, what, Bytes{}); }
 
 namespace detail {
 
-std::vector<Bytes> exchange(std::string_view op, std::string_view node,
-                            std::span<const char> payload) {
+std::vector<Bytes> exchange(std::string_view op, std::string_view node, Bytes&& payload) {
   const int n = size();
   const int me = rank();
-  if (n == 1) return {Bytes(payload.begin(), payload.end())};
+  if (n == 1) return {std::move(payload)};
   std::vector<int> peers;
   for (int peer = 0; peer < n; ++peer) {
     if (peer != me) peers.push_back(peer);
@@ -265,9 +270,14 @@ std::vector<Bytes> exchange(std::string_view op, std::string_view node,
   all.reserve(static_cast<std::size_t>(n));
   auto next = received.begin();
   for (int peer = 0; peer < n; ++peer) {
-    all.push_back(peer == me ? Bytes(payload.begin(), payload.end()) : std::move(*next++));
+    all.push_back(peer == me ? std::move(payload) : std::move(*next++));
   }
   return all;
+}
+
+std::vector<Bytes> exchange(std::string_view op, std::string_view node,
+                            std::span<const char> payload) {
+  return exchange(op, node, Bytes(payload.begin(), payload.end()));
 }
 
 Bytes broadcast(std::string_view op, std::string_view node, std::span<const char> payload,
@@ -276,16 +286,18 @@ Bytes broadcast(std::string_view op, std::string_view node, std::span<const char
   if (root < 0 || root >= n) {
     throw ValueError(str(op, " '", node, "': root ", root, " is not a rank of ", n));
   }
-  if (n == 1) return {payload.begin(), payload.end()};
+  Bytes own(payload.begin(), payload.end());
+  if (n == 1) return own;
   if (rank() == root) {
     std::vector<int> peers;
     for (int peer = 0; peer < n; ++peer) {
       if (peer != root) peers.push_back(peer);
     }
-    (void)transfer(op, node, payload, peers, {});
-    return {payload.begin(), payload.end()};
+    (void)transfer(op, node, own, peers, {});
+    return own;
   }
-  return std::move(transfer(op, node, {}, {}, {root}).front());
+  Bytes none;
+  return std::move(transfer(op, node, none, {}, {root}).front());
 }
 
 }  // namespace detail

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "gradtape/autodiff/error.h"
@@ -63,13 +64,16 @@ namespace detail {
 using Bytes = std::vector<char>;
 
 // Every rank sends `payload` to every other rank; returns all payloads indexed by rank (this
-// rank's own included). `op` and `node` name the collective in errors; every rank must call the
-// collectives in the same order, and a rank in a different collective is reported as diverged.
+// rank's own included, moved from `payload` without a copy). `op` and `node` name the collective
+// in errors; every rank must call the collectives in the same order, and a rank in a different
+// collective is reported as diverged.
+[[nodiscard]] std::vector<Bytes> exchange(std::string_view op, std::string_view node,
+                                          Bytes&& payload);
+// The same for a payload the caller keeps (copied once).
 [[nodiscard]] std::vector<Bytes> exchange(std::string_view op, std::string_view node,
                                           std::span<const char> payload);
 // The root's payload on every rank (`payload` is read on the root only).
 [[nodiscard]] Bytes broadcast(std::string_view op, std::string_view node,
                               std::span<const char> payload, int root);
-
 }  // namespace detail
 }  // namespace ad::distributed
