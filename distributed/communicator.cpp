@@ -115,6 +115,7 @@ struct Receive {
 
 struct Send {
   int peer = 0;
+  std::shared_ptr<Bytes> buffer;  // the framed message (shared when peers get the same one)
   mpi::request request;
   bool done = false;
 };
@@ -153,8 +154,7 @@ bool poll(const mpi::communicator& world, int tag, std::vector<Send>& sends,
   return all_done;
 }
 
-[[noreturn]] void time_out(std::string_view op, std::string_view node,
-                           const std::shared_ptr<Bytes>& framed, std::vector<Send>& sends,
+[[noreturn]] void time_out(std::string_view op, std::string_view node, std::vector<Send>& sends,
                            std::vector<Receive>& receives) {
   State& s = state();
   std::vector<int> missing;
@@ -165,8 +165,8 @@ bool poll(const mpi::communicator& world, int tag, std::vector<Send>& sends,
   }
   for (const Send& send : sends) {
     if (!send.done) missing.push_back(send.peer);
+    s.abandoned.push_back(send.buffer);
   }
-  s.abandoned.push_back(framed);
   std::sort(missing.begin(), missing.end());
   missing.erase(std::unique(missing.begin(), missing.end()), missing.end());
   const double seconds = static_cast<double>(s.timeout.count()) / 1000.0;
@@ -175,22 +175,29 @@ bool poll(const mpi::communicator& world, int tag, std::vector<Send>& sends,
                                   " (failed, exited or waiting in another collective)"));
 }
 
-// Sends `payload` to `send_to` and receives one message from each of `receive_from`; returns the
-// received payloads in the order of `receive_from`. `payload` is framed in place and given back
-// unframed (a timeout keeps it alive in `abandoned` instead, since MPI may still read it).
-std::vector<Bytes> transfer(std::string_view op, std::string_view node, Bytes& payload,
+// Sends payloads[i] to send_to[i] (payloads holds one entry, sent to every peer, or one per
+// peer) and receives one message from each of `receive_from`; returns the received payloads in the
+// order of `receive_from`. The payloads are framed in place and given back unframed (a timeout
+// keeps them alive in `abandoned` instead, since MPI may still read them).
+std::vector<Bytes> transfer(std::string_view op, std::string_view node, std::span<Bytes> payloads,
                             const std::vector<int>& send_to, const std::vector<int>& receive_from) {
   State& s = state();
   const auto start = Clock::now();
   const std::uint64_t sequence = s.sequence++;
   const int tag = tag_of(sequence);
-  const std::size_t payload_size = payload.size();
-  frame(payload, sequence, node);
-  const auto framed = std::make_shared<Bytes>(std::move(payload));
+  std::vector<std::size_t> sizes;
+  std::vector<std::shared_ptr<Bytes>> framed;
+  for (Bytes& payload : payloads) {
+    sizes.push_back(payload.size());
+    frame(payload, sequence, node);
+    framed.push_back(std::make_shared<Bytes>(std::move(payload)));
+  }
   std::vector<Send> sends;
-  for (const int peer : send_to) {
-    sends.push_back(
-        {peer, s.world->isend(peer, tag, framed->data(), static_cast<int>(framed->size()))});
+  for (std::size_t i = 0; i < send_to.size(); ++i) {
+    auto buffer = framed[framed.size() == 1 ? 0 : i];
+    auto request =
+        s.world->isend(send_to[i], tag, buffer->data(), static_cast<int>(buffer->size()));
+    sends.push_back({send_to[i], std::move(buffer), request});
   }
   std::vector<Receive> receives;
   for (const int peer : receive_from) {
@@ -206,23 +213,46 @@ std::vector<Bytes> transfer(std::string_view op, std::string_view node, Bytes& p
     std::this_thread::yield();
     if ((spins & 63) != 0) continue;
     const auto now = Clock::now();
-    if (now > deadline) time_out(op, node, framed, sends, receives);
+    if (now > deadline) time_out(op, node, sends, receives);
     if (now > start + std::chrono::milliseconds(200)) {
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
   }
   s.stats.seconds += std::chrono::duration<double>(Clock::now() - start).count();
-  s.stats.bytes_sent += static_cast<std::int64_t>(framed->size() * sends.size());
+  for (const Send& send : sends)
+    s.stats.bytes_sent += static_cast<std::int64_t>(send.buffer->size());
   ++s.stats.collectives;
-  payload = std::move(*framed);
-  payload.resize(payload_size);
-  std::vector<Bytes> payloads;
-  payloads.reserve(receives.size());
+  sends.clear();
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    payloads[i] = std::move(*framed[i]);
+    payloads[i].resize(sizes[i]);
+  }
+  std::vector<Bytes> received;
+  received.reserve(receives.size());
   for (Receive& receive : receives) {
     unframe(*receive.buffer, op, node, receive.peer);
-    payloads.push_back(std::move(*receive.buffer));
+    received.push_back(std::move(*receive.buffer));
   }
-  return payloads;
+  return received;
+}
+
+std::vector<int> peers_of(int me) {
+  std::vector<int> peers;
+  for (int peer = 0; peer < size(); ++peer) {
+    if (peer != me) peers.push_back(peer);
+  }
+  return peers;
+}
+
+// Puts `own` at index rank() among the payloads received from the other ranks in rank order.
+std::vector<Bytes> by_rank(std::vector<Bytes>&& received, Bytes&& own) {
+  std::vector<Bytes> all;
+  all.reserve(received.size() + 1);
+  auto next = received.begin();
+  for (int peer = 0; peer < size(); ++peer) {
+    all.push_back(peer == rank() ? std::move(own) : std::move(*next++));
+  }
+  return all;
 }
 
 }  // namespace
@@ -258,21 +288,24 @@ void barrier(std::string_view what) { (void)detail::exchange(what, what, Bytes{}
 namespace detail {
 
 std::vector<Bytes> exchange(std::string_view op, std::string_view node, Bytes&& payload) {
-  const int n = size();
-  const int me = rank();
-  if (n == 1) return {std::move(payload)};
-  std::vector<int> peers;
-  for (int peer = 0; peer < n; ++peer) {
-    if (peer != me) peers.push_back(peer);
+  if (size() == 1) return {std::move(payload)};
+  const auto peers = peers_of(rank());
+  auto received = transfer(op, node, std::span(&payload, 1), peers, peers);
+  return by_rank(std::move(received), std::move(payload));
+}
+
+std::vector<Bytes> exchange_each(std::string_view op, std::string_view node,
+                                 std::vector<Bytes>&& payloads) {
+  if (payloads.size() != static_cast<std::size_t>(size())) {
+    throw InternalError(
+        str(op, " '", node, "': ", payloads.size(), " payloads for ", size(), " ranks"));
   }
-  std::vector<Bytes> received = transfer(op, node, payload, peers, peers);
-  std::vector<Bytes> all;
-  all.reserve(static_cast<std::size_t>(n));
-  auto next = received.begin();
-  for (int peer = 0; peer < n; ++peer) {
-    all.push_back(peer == me ? std::move(payload) : std::move(*next++));
-  }
-  return all;
+  Bytes own = std::move(payloads[static_cast<std::size_t>(rank())]);
+  if (size() == 1) return {std::move(own)};
+  payloads.erase(payloads.begin() + rank());
+  const auto peers = peers_of(rank());
+  auto received = transfer(op, node, payloads, peers, peers);
+  return by_rank(std::move(received), std::move(own));
 }
 
 std::vector<Bytes> exchange(std::string_view op, std::string_view node,
@@ -289,15 +322,10 @@ Bytes broadcast(std::string_view op, std::string_view node, std::span<const char
   Bytes own(payload.begin(), payload.end());
   if (n == 1) return own;
   if (rank() == root) {
-    std::vector<int> peers;
-    for (int peer = 0; peer < n; ++peer) {
-      if (peer != root) peers.push_back(peer);
-    }
-    (void)transfer(op, node, own, peers, {});
+    (void)transfer(op, node, std::span(&own, 1), peers_of(root), {});
     return own;
   }
-  Bytes none;
-  return std::move(transfer(op, node, none, {}, {root}).front());
+  return std::move(transfer(op, node, {}, {}, {root}).front());
 }
 
 }  // namespace detail

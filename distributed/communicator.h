@@ -69,7 +69,11 @@ using Bytes = std::vector<char>;
 // collective is reported as diverged.
 [[nodiscard]] std::vector<Bytes> exchange(std::string_view op, std::string_view node,
                                           Bytes&& payload);
-// The same for a payload the caller keeps (copied once).
+// Sends payloads[r] to each rank r (payloads holds size() entries; this rank's own is not sent) and
+// returns what every rank sent to this one, indexed by rank (this rank's own entry included).
+[[nodiscard]] std::vector<Bytes> exchange_each(std::string_view op, std::string_view node,
+                                               std::vector<Bytes>&& payloads);
+// The same as exchange for a payload the caller keeps (copied once).
 [[nodiscard]] std::vector<Bytes> exchange(std::string_view op, std::string_view node,
                                           std::span<const char> payload);
 // The root's payload on every rank (`payload` is read on the root only).

@@ -5,7 +5,9 @@
 #include "distributed/collectives.h"
 
 #include <boost/test/unit_test.hpp>
+#include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "autodiff/array.h"
@@ -79,24 +81,47 @@ BOOST_AUTO_TEST_CASE(allreduce_sum_and_mean_match_closed_forms_on_every_rank) {
   }
 }
 
+// 1000 elements go through one exchange; at 3 ranks, 100003 (and a group of two tensors whose
+// boundary falls inside a rank's range) through the reduce-scatter and all-gather: the same formula
+// either way.
 BOOST_AUTO_TEST_CASE(inexact_sums_are_bitwise_identical_on_every_rank_and_run) {
-  ad::Graph graph;
-  const auto x = ad::placeholder(graph, ad::DType::Float32, {-1}, "x");
-  const auto y = dist::allreduce(x, dist::ReduceOp::kMean);
-  ad::Session session(graph);
-  std::vector<float> v;
-  for (int i = 0; i < 1000; ++i)
-    v.push_back(std::sin(0.37f * static_cast<float>(i + dist::rank())));
-  const auto feed = ad::Array::from(v, {1000});
-  const ad::Array first = session.run({y}, {{x, feed}})[0];
-  for (int run = 0; run < 3; ++run)
-    BOOST_TEST(session.run({y}, {{x, feed}})[0].bitwise_equal(first));
-  BOOST_TEST(ad::testing::bitwise_same_on_every_rank(first));
-  // Rank-order summation in double, rounded once: the same as the formula computed here.
-  for (int i = 0; i < 1000; i += 97) {
-    double acc = 0;
-    for (int r = 0; r < dist::size(); ++r) acc += std::sin(0.37f * static_cast<float>(i + r));
-    BOOST_TEST(first.flat(i) == static_cast<double>(static_cast<float>(acc / dist::size())));
+  for (const int count : {1000, 100003}) {
+    ad::Graph graph;
+    const auto x = ad::placeholder(graph, ad::DType::Float32, {-1}, "x");
+    const auto z = ad::placeholder(graph, ad::DType::Float32, {-1}, "z");
+    const auto y = dist::allreduce(x, dist::ReduceOp::kMean);
+    const ad::Tensor group[] = {x, z};
+    const auto sums = dist::grouped_allreduce(group, dist::ReduceOp::kSum);
+    ad::Session session(graph);
+    const auto value = [](int i, int r) { return std::sin(0.37f * static_cast<float>(i + r)); };
+    std::vector<float> v;
+    std::vector<float> w;
+    for (int i = 0; i < count; ++i) v.push_back(value(i, dist::rank()));
+    for (int i = 0; i < count / 3; ++i) w.push_back(value(i + count, dist::rank()));
+    const ad::FeedDict feed = {{x, ad::Array::from(v, {count})},
+                               {z, ad::Array::from(w, {count / 3})}};
+    const auto first = session.run({y, sums[0], sums[1]}, feed);
+    for (int run = 0; run < 3; ++run) {
+      const auto again = session.run({y, sums[0], sums[1]}, feed);
+      for (int k = 0; k < 3; ++k) BOOST_TEST(again[k].bitwise_equal(first[k]));
+    }
+    for (int k = 0; k < 3; ++k) BOOST_TEST(ad::testing::bitwise_same_on_every_rank(first[k]));
+    // Rank-order summation in double, rounded once: the same as the formula computed here.
+    const auto rank_sum = [&](int i) {
+      double acc = 0;
+      for (int r = 0; r < dist::size(); ++r) acc += value(i, r);
+      return acc;
+    };
+    int wrong = 0;
+    for (int i = 0; i < count; ++i) {
+      wrong +=
+          first[0].flat(i) != static_cast<double>(static_cast<float>(rank_sum(i) / dist::size()));
+      wrong += first[1].flat(i) != static_cast<double>(static_cast<float>(rank_sum(i)));
+    }
+    for (int i = 0; i < count / 3; ++i) {
+      wrong += first[2].flat(i) != static_cast<double>(static_cast<float>(rank_sum(i + count)));
+    }
+    BOOST_TEST(wrong == 0, count << " elements: " << wrong << " differ from the formula");
   }
 }
 
@@ -183,19 +208,25 @@ BOOST_AUTO_TEST_CASE(second_order_gradients_match_central_differences) {
 }
 
 BOOST_AUTO_TEST_CASE(mismatched_shapes_name_the_ranks) {
-  if (dist::size() == 1) return;  // nothing to disagree with
-  ad::Graph graph;
-  const auto x = ad::placeholder(graph, ad::DType::Float64, {-1}, "x");
-  const auto y = dist::allreduce(x, dist::ReduceOp::kSum, "grads");
-  ad::Session session(graph);
-  const auto feed = ad::Array::from(
-      std::vector<double>(1 + static_cast<std::size_t>(dist::rank()), 1.0), {1 + dist::rank()});
-  const std::string other = dist::rank() == 0 ? "rank 1 has float64[2]" : "rank 0 has float64[1]";
-  BOOST_CHECK_EXCEPTION((void)session.run({y}, {{x, feed}}), ad::InvalidArgumentError,
-                        (MessageHas{{"Allreduce 'grads'", other}}));
-  // The job goes on: every rank failed in the same collective.
-  const auto same = ad::Array::from<double>({2.0}, {1});
-  BOOST_TEST(session.run({y}, {{x, same}})[0].flat(0) == 2.0 * dist::size());
+  // Small tensors take one exchange, large ones (at 3 ranks) the reduce-scatter: both report the
+  // shapes.
+  for (const std::int64_t base : {std::int64_t{1}, std::int64_t{40000}}) {
+    if (dist::size() == 1) return;  // nothing to disagree with
+    ad::Graph graph;
+    const auto x = ad::placeholder(graph, ad::DType::Float64, {-1}, "x");
+    const auto y = dist::allreduce(x, dist::ReduceOp::kSum, "grads");
+    ad::Session session(graph);
+    const auto feed =
+        ad::Array::from(std::vector<double>(static_cast<std::size_t>(base + dist::rank()), 1.0),
+                        {base + dist::rank()});
+    const std::string other = dist::rank() == 0 ? ad::str("rank 1 has float64[", base + 1, "]")
+                                                : ad::str("rank 0 has float64[", base, "]");
+    BOOST_CHECK_EXCEPTION((void)session.run({y}, {{x, feed}}), ad::InvalidArgumentError,
+                          (MessageHas{{"Allreduce 'grads'", other}}));
+    // The job goes on: every rank failed in the same collective.
+    const auto same = ad::Array::from<double>({2.0}, {1});
+    BOOST_TEST(session.run({y}, {{x, same}})[0].flat(0) == 2.0 * dist::size());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(ranks_in_different_collectives_are_reported) {
