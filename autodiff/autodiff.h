@@ -11,6 +11,7 @@
 #include "gradtape/autodiff/graph.h"
 #include "gradtape/autodiff/initializers.h"
 #include "gradtape/autodiff/introspection.h"
+#include "gradtape/autodiff/number_or_tensor.h"
 #include "gradtape/autodiff/ops/array.h"
 #include "gradtape/autodiff/ops/basic.h"
 #include "gradtape/autodiff/ops/conv.h"

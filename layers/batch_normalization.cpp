@@ -42,8 +42,8 @@ Tensor reshape_to(const Tensor& t, const Shape& shape) {
 }
 
 Tensor as_tensor(Graph& graph, const ScalarArg& value, DType dtype) {
-  if (const double* number = std::get_if<double>(&value)) return scalar(graph, *number, dtype);
-  const Tensor& t = std::get<Tensor>(value);
+  if (const double* number = value.if_number()) return scalar(graph, *number, dtype);
+  const Tensor& t = *value.if_tensor();
   if (!t) throw ValueError("batch_normalization: a scalar argument is an empty Tensor");
   if (t.shape().rank() != 0) {
     throw ValueError(
@@ -54,7 +54,7 @@ Tensor as_tensor(Graph& graph, const ScalarArg& value, DType dtype) {
 
 // (1 - momentum): formed in double and converted once for a number, as TF does in Python.
 Tensor decay(Graph& graph, const ScalarArg& momentum, DType dtype) {
-  if (const double* m = std::get_if<double>(&momentum)) return scalar(graph, 1.0 - *m, dtype);
+  if (const double* m = momentum.if_number()) return scalar(graph, 1.0 - *m, dtype);
   return 1.0 - as_tensor(graph, momentum, dtype);
 }
 
@@ -200,7 +200,7 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
 void BatchNormalization::check_scalar_args(const Tensor& inputs) const {
   const std::string name = label(scope_name_);
   auto check = [&](const std::string& arg, const ScalarArg& value) {
-    const Tensor* t = std::get_if<Tensor>(&value);
+    const Tensor* t = value.if_tensor();
     if (!t) return;
     if (!*t) throw ValueError(str(name, ": ", arg, " is an empty Tensor"));
     if (&t->graph() != &inputs.graph()) {

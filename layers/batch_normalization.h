@@ -20,6 +20,7 @@
 
 #include "gradtape/autodiff/control.h"
 #include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/number_or_tensor.h"
 #include "gradtape/autodiff/tensor.h"
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"
@@ -45,7 +46,7 @@ class AxisList {
 };
 
 // A number fixed when the graph is built, or a scalar Tensor fed or computed at run time.
-using ScalarArg = std::variant<double, Tensor>;
+using ScalarArg = NumberOrTensor;
 
 // Called once per layer call in training with the input's run-time shape (1-D Int64); returns
 // (scale, bias) that broadcast against the input (TF's `adjustment`).

@@ -45,8 +45,8 @@ void check_inputs(const Tensor& labels, const Tensor& predictions, const char* l
 // shape (TF's assert_broadcastable).
 Tensor weights_tensor(const Weights& weights, const Tensor& losses) {
   Graph& graph = losses.graph();
-  if (const double* w = std::get_if<double>(&weights)) return scalar(graph, *w, losses.dtype());
-  Tensor w = std::get<Tensor>(weights);
+  if (const double* w = weights.if_number()) return scalar(graph, *w, losses.dtype());
+  Tensor w = *weights.if_tensor();
   if (!w) throw ValueError("compute_weighted_loss: weights is an empty Tensor");
   if (w.dtype() != losses.dtype()) w = cast(w, losses.dtype());
   const Shape& ws = w.shape();
@@ -69,7 +69,7 @@ Tensor weights_tensor(const Weights& weights, const Tensor& losses) {
 
 // TF's _num_present: the number of loss elements whose (broadcast) weight is nonzero.
 Tensor num_present(const Weights& weights, const Tensor& w, const Tensor& losses) {
-  if (const double* number = std::get_if<double>(&weights); number && *number != 0.0) {
+  if (const double* number = weights.if_number(); number && *number != 0.0) {
     return cast(size(losses), losses.dtype());
   }
   const Tensor present = cast(not_equal(w, scalar_like(w, 0.0)), losses.dtype());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gradtape/autodiff/graph.h"
+#include "gradtape/autodiff/number_or_tensor.h"
 #include "gradtape/autodiff/tensor.h"
 
 namespace ad::losses {
@@ -27,7 +28,7 @@ enum class Reduction {
 
 // A number, or a Tensor of rank 0 or of the losses' rank whose dims are 1 or equal to the losses'
 // (TF's broadcast rule for weights; [batch, 1] weights for [batch] losses are squeezed).
-using Weights = std::variant<double, Tensor>;
+using Weights = NumberOrTensor;
 
 // TF's arguments after the labels and predictions, in TF's order with TF's defaults.
 struct LossOptions {

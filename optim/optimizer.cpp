@@ -106,31 +106,12 @@ Tensor constrained(const std::string& who, const Tensor& update, const Variable&
 
 // ---- Hyperparameter -------------------------------------------------------------------------
 
-Hyperparameter::Hyperparameter(Tensor value) : value_(value) {
-  const auto& t = std::get<Tensor>(value_);
-  if (!t) throw ValueError("Hyperparameter: the tensor is empty");
-  if (t.is_op() || !is_floating(t.dtype()) || !t.shape().is_compatible_with(Shape{})) {
-    throw ValueError(str("Hyperparameter: '", t.name(), "' must be a floating scalar, not ",
-                         t.dtype(), t.shape()));
+Hyperparameter::Hyperparameter(Tensor value) : NumberOrTensor(value) {
+  if (!value) throw ValueError("Hyperparameter: the tensor is empty");
+  if (value.is_op() || !is_floating(value.dtype()) || !value.shape().is_compatible_with(Shape{})) {
+    throw ValueError(str("Hyperparameter: '", value.name(), "' must be a floating scalar, not ",
+                         value.dtype(), value.shape()));
   }
-}
-
-double Hyperparameter::number() const {
-  if (is_tensor()) {
-    throw ValueError(str("Hyperparameter: '", tensor().name(), "' is a tensor, not a number"));
-  }
-  return std::get<double>(value_);
-}
-
-const Tensor& Hyperparameter::tensor() const {
-  if (!is_tensor()) throw ValueError("Hyperparameter: this hyper-parameter is a number");
-  return std::get<Tensor>(value_);
-}
-
-Tensor Hyperparameter::to_tensor(Graph& graph, DType dtype) const {
-  if (!is_tensor()) return scalar(graph, std::get<double>(value_), dtype);
-  const auto& t = std::get<Tensor>(value_);
-  return t.dtype() == dtype ? t : cast(t, dtype);
 }
 
 // ---- fused update ops ---------------------------------------------------------------------------

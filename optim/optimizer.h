@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gradtape/autodiff/dtype.h"
+#include "gradtape/autodiff/number_or_tensor.h"
 #include "gradtape/autodiff/tensor.h"
 #include "gradtape/autodiff/variable.h"
 
@@ -24,21 +25,11 @@ namespace ad::optim {
 // A hyper-parameter: a number, or a scalar floating Tensor computed at run time (a schedule, a
 // placeholder). Optimizers convert it to each variable's dtype: a number goes straight from double
 // to that dtype, a Tensor is cast.
-class Hyperparameter {
+class Hyperparameter : public NumberOrTensor {
  public:
-  Hyperparameter(double value) : value_(value) {}  // NOLINT(google-explicit-constructor)
-  Hyperparameter(Tensor value);                    // NOLINT(google-explicit-constructor)
-
-  [[nodiscard]] bool is_tensor() const { return std::holds_alternative<Tensor>(value_); }
-  // The number; ValueError when this is a Tensor.
-  [[nodiscard]] double number() const;
-  // The Tensor; ValueError when this is a number.
-  [[nodiscard]] const Tensor& tensor() const;
-  // A scalar of `dtype` holding the value (a constant, or the tensor cast when needed).
-  [[nodiscard]] Tensor to_tensor(Graph& graph, DType dtype) const;
-
- private:
-  std::variant<double, Tensor> value_;
+  Hyperparameter(double value) : NumberOrTensor(value) {}  // NOLINT(google-explicit-constructor)
+  // ValueError unless `value` is a floating scalar tensor.
+  Hyperparameter(Tensor value);  // NOLINT(google-explicit-constructor)
 };
 
 // (gradient, variable) pairs; an empty gradient Tensor stands for TF's None.
