@@ -174,4 +174,23 @@ BOOST_AUTO_TEST_CASE(run_time_shape_tensors_that_overflow_are_errors_naming_the_
   BOOST_TEST(s.run({filled}, {{dims, ints({2, 3})}})[0].size() == 6);
 }
 
+// A histogram's values fetched outside a run (Merged::serialize) are checked as the op checks them:
+// a NaN or infinite value fell past the last bucket and wrote beyond the counts.
+BOOST_AUTO_TEST_CASE(a_merged_histogram_of_nan_or_inf_is_an_invalid_argument) {
+  ad::Graph g;
+  auto h = ad::placeholder(g, ad::DType::Float64, {-1}, "h");
+  const auto merged = ad::summary::merge({ad::summary::histogram("weights", h)});
+  for (const double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+    const std::vector<ad::Array> values{ad::Array::from<double>({1.0, bad}, {2})};
+    BOOST_CHECK_EXCEPTION((void)merged.serialize(values), ad::InvalidArgumentError,
+                          (MessageHas{{"summary::Merged 'weights'", "Nan in summary histogram"}}));
+  }
+  const std::vector<ad::Array> finite{ad::Array::from<double>({1.0, 2.0}, {2})};
+  BOOST_TEST(!merged.serialize(finite).empty());
+  ad::Session s(g);
+  BOOST_CHECK_THROW((void)merged.run(s, {{h, ad::Array::from<double>({std::nan("")}, {1})}}),
+                    ad::InvalidArgumentError);
+  BOOST_TEST(!merged.run(s, {{h, ad::Array::from<double>({0.5}, {1})}}).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
