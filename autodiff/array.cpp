@@ -7,6 +7,7 @@
 #include <new>
 #include <ostream>
 
+#include "autodiff/internal/convert_element.h"
 #include "autodiff/internal/storage_stats.h"
 
 // GCC defines __SANITIZE_THREAD__ under -fsanitize=thread; clang reports it through __has_feature.
@@ -226,7 +227,7 @@ Array Array::astype(DType dtype) const {
     visit_dtype(dtype, [&](auto to_tag) {
       using To = decltype(to_tag);
       auto dst = out.mutable_data<To>();
-      for (std::size_t i = 0; i < in.size(); ++i) dst[i] = static_cast<To>(in[i]);
+      for (std::size_t i = 0; i < in.size(); ++i) dst[i] = detail::convert_element<To>(in[i]);
     });
   });
   return out;

@@ -2,13 +2,44 @@
 #include "autodiff/graph.h"
 
 #include <algorithm>
+#include <mutex>
+#include <unordered_set>
 
 #include "autodiff/error.h"
 
 namespace ad {
 
-Graph::Graph() { contexts_.push_back(CondContext{}); }
-Graph::~Graph() = default;
+namespace {
+// The graphs alive now, so that a message about a tensor of a destroyed graph (a fetch of another
+// graph, say) is not built from freed memory. Only Tensor::name() consults it: it is off the paths
+// a run takes when nothing is wrong.
+struct LiveGraphs {
+  std::mutex mutex;
+  std::unordered_set<const Graph*> graphs;
+};
+LiveGraphs& live_graphs() {
+  static auto* live = new LiveGraphs;  // never destroyed: graphs may outlive static destruction
+  return *live;
+}
+bool is_live(const Graph* graph) {
+  auto& live = live_graphs();
+  const std::lock_guard lock(live.mutex);
+  return live.graphs.contains(graph);
+}
+}  // namespace
+
+Graph::Graph() {
+  contexts_.push_back(CondContext{});
+  auto& live = live_graphs();
+  const std::lock_guard lock(live.mutex);
+  live.graphs.insert(this);
+}
+
+Graph::~Graph() {
+  auto& live = live_graphs();
+  const std::lock_guard lock(live.mutex);
+  live.graphs.erase(this);
+}
 
 const TensorSpec& Graph::spec(TensorRef ref) const {
   return node(ref.node).outputs[static_cast<std::size_t>(ref.index)];
@@ -349,6 +380,7 @@ std::vector<int> control_frame(const Graph* graph, std::span<const Tensor> deps)
   for (const auto& d : deps) {
     if (!d) throw ValueError("ControlDependencies: an empty Tensor in the list");
     if (&d.graph() != graph) throw ValueError("ControlDependencies: tensors of different graphs");
+    (void)d.op();  // a forged node (or output) is a ValueError here, not a crash in a later run
     frame.push_back(d.node_index());
   }
   return frame;
@@ -407,6 +439,7 @@ DType Tensor::dtype() const {
 
 std::string Tensor::name() const {
   if (!graph_) return "<empty>";
+  if (!is_live(graph_)) return str("<node ", node_, " of a destroyed graph>");
   if (node_ < 0 || node_ >= graph_->num_nodes()) return str("<no node ", node_, ">");
   const auto& n = graph_->node(node_).name;
   return index_ < 0 ? n : n + ":" + std::to_string(index_);

@@ -12,6 +12,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
+#include "autodiff/internal/convert_element.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/internal/broadcast.h"
@@ -425,7 +426,7 @@ Tensor cast(const Tensor& x, DType dtype) {
         using To = decltype(to_tag);
         To* y = out.mutable_data<To>().data();
         const std::int64_t n = in.size();
-        for (std::int64_t i = 0; i < n; ++i) y[i] = static_cast<To>(src[i]);
+        for (std::int64_t i = 0; i < n; ++i) y[i] = detail::convert_element<To>(src[i]);
       });
     });
   };

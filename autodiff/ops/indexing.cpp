@@ -118,23 +118,31 @@ void gather_kernel(KernelContext& ctx) {
 // row of dy. The indices are bucketed by target row (a counting sort), then threads split the
 // output rows and each row adds its dy rows in index order, in double: no atomics, and the result
 // is the same for any thread count.
+// `buckets` holds scatter_add_buckets(g, idx.size()) elements.
+std::int64_t scatter_add_buckets(const GatherDims& g, std::size_t indices) {
+  return 2 * (g.n + 1) + static_cast<std::int64_t>(indices);
+}
+
 template <class T>
-void scatter_add(const T* dy, std::span<const std::int64_t> idx, const GatherDims& g, T* out) {
-  std::vector<std::int64_t> start(static_cast<std::size_t>(g.n + 1), 0);
-  for (auto i : idx) ++start[static_cast<std::size_t>(i + 1)];
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<std::int64_t> order(idx.size());
-  std::vector<std::int64_t> cursor(start.begin(), start.end() - 1);
+void scatter_add(const T* dy, std::span<const std::int64_t> idx, const GatherDims& g, T* out,
+                 std::int64_t* buckets) {
+  // start[r]: the first of row r's indices in `order`; cursor: where the next one goes.
+  std::int64_t* start = buckets;
+  std::int64_t* cursor = buckets + g.n + 1;
+  std::int64_t* order = buckets + 2 * (g.n + 1);
+  std::fill_n(start, g.n + 1, 0);
+  for (auto i : idx) ++start[i + 1];
+  std::partial_sum(start, start + g.n + 1, start);
+  std::copy_n(start, g.n, cursor);
   for (std::size_t j = 0; j < idx.size(); ++j)
-    order[static_cast<std::size_t>(cursor[static_cast<std::size_t>(idx[j])]++)] =
-        static_cast<std::int64_t>(j);
+    order[cursor[idx[j]]++] = static_cast<std::int64_t>(j);
   const std::int64_t rows = g.outer * g.n;
   for_each_index(rows, g.outer * g.m * g.inner >= kParallelElements, [&](std::int64_t t) {
     const std::int64_t o = t / g.n;
     const auto r = static_cast<std::size_t>(t % g.n);
     double* a = zeroed_scratch(g.inner);
     for (std::int64_t k = start[r]; k < start[r + 1]; ++k) {
-      const T* row = dy + (o * g.m + order[static_cast<std::size_t>(k)]) * g.inner;
+      const T* row = dy + (o * g.m + order[k]) * g.inner;
 #pragma omp simd
       for (std::int64_t c = 0; c < g.inner; ++c) a[c] += static_cast<double>(row[c]);
     }
@@ -155,9 +163,13 @@ void gather_grad_kernel(KernelContext& ctx) {
                  indices.shape()));
   Array& out = ctx.allocate_output(0, shape);
   if (out.size() == 0) return;
+  const auto idx = indices.data<std::int64_t>();
+  const Scratch buckets =
+      ctx.scratch<std::int64_t>(scatter_add_buckets(g, idx.size()), "the index buckets");
   dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    scatter_add(dy.data<T>().data(), indices.data<std::int64_t>(), g, out.mutable_data<T>().data());
+    scatter_add(dy.data<T>().data(), idx, g, out.mutable_data<T>().data(),
+                buckets.data<std::int64_t>());
   });
 }
 
