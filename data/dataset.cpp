@@ -40,11 +40,10 @@ void check_dataset(const Dataset& d, std::string_view op) {
   if ((d.features.dtype() != DType::Float32 && d.features.dtype() != DType::UInt8) ||
       d.features.rank() != 2 || d.labels.dtype() != DType::Int64 || d.labels.rank() != 1 ||
       d.features.shape()[0] != d.labels.shape()[0]) {
-    throw ValueError(str(op,
-                         ": a dataset needs float32 or uint8 features [N, D] and int64 labels "
-                         "[N], got ",
-                         dtype_name(d.features.dtype()), d.features.shape(), " and ",
-                         dtype_name(d.labels.dtype()), d.labels.shape()));
+    throw ValueError(
+        str(op, ": a dataset needs float32 features [N, D] (or uint8) and int64 labels [N], got ",
+            dtype_name(d.features.dtype()), d.features.shape(), " and ",
+            dtype_name(d.labels.dtype()), d.labels.shape()));
   }
 }
 
