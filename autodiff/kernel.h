@@ -3,7 +3,6 @@
 #pragma once
 
 #include <any>
-#include <utility>
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -11,6 +10,7 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "gradtape/autodiff/array.h"
