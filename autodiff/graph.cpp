@@ -45,6 +45,31 @@ const TensorSpec& Graph::spec(TensorRef ref) const {
   return node(ref.node).outputs[static_cast<std::size_t>(ref.index)];
 }
 
+namespace {
+
+// Int32 and UInt8 reach only the ops that declare them (OpDef::narrow_integers); anywhere else they
+// are a ValueError naming the op, the node and the dtype, never a kernel running on wrong types.
+void require_dtypes_supported(const OpDef& op, const std::string& node,
+                              std::span<const Tensor> inputs,
+                              const std::vector<TensorSpec>& outputs) {
+  if (op.narrow_integers) return;
+  const auto refuse = [&](const std::string& what, DType dtype) {
+    throw ValueError(str(op.name, " '", node, "': ", what, " is ", dtype, ", which ", op.name,
+                         " does not support (", dtype,
+                         " is for placeholders, variables, cast, comparisons, indices and "
+                         "labels; cast it to int64 or a floating dtype first)"));
+  };
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (is_narrow_integer(inputs[i].dtype()))
+      refuse(str("input ", i, " ('", inputs[i].name(), "')"), inputs[i].dtype());
+  }
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (is_narrow_integer(outputs[i].dtype)) refuse(str("output ", i), outputs[i].dtype);
+  }
+}
+
+}  // namespace
+
 std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> inputs,
                                   std::vector<TensorSpec> outputs, std::any attrs,
                                   std::string_view name) {
@@ -88,6 +113,7 @@ std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> input
     }
     n.inputs.push_back(ref);
   }
+  require_dtypes_supported(op, n.name, inputs, outputs);
   for (auto frame = control_stack_.rbegin(); frame != control_stack_.rend(); ++frame) {
     if (frame->size() == 1 && frame->front() < 0) break;  // a cleared frame hides the outer ones
     for (int dep : *frame) {

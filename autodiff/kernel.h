@@ -10,6 +10,7 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "gradtape/autodiff/array.h"
@@ -121,7 +122,9 @@ decltype(auto) dispatch_floating(DType dtype, F&& f) {
   return f(float{});
 }
 
-// Calls f(T{}) for any dtype.
+// Calls f(T{}) with T the C++ type of a compute dtype (floating, Int64 or Bool); throws
+// InternalError for Int32 and UInt8, which Graph::record keeps away from the ops that do not
+// declare them (OpDef::narrow_integers).
 template <class F>
 decltype(auto) dispatch_all(DType dtype, F&& f) {
   switch (dtype) {
@@ -131,10 +134,21 @@ decltype(auto) dispatch_all(DType dtype, F&& f) {
       return f(std::int64_t{});
     case DType::Bool:
       return f(bool{});
+    case DType::Int32:
+    case DType::UInt8:
+      throw InternalError(str("kernel: dtype ", dtype, " is not supported here"));
     case DType::Float32:
       break;
   }
   return f(float{});
+}
+
+// Calls f(T{}) for every dtype, Int32 and UInt8 included (cast, the comparisons).
+template <class F>
+decltype(auto) dispatch_any(DType dtype, F&& f) {
+  if (dtype == DType::Int32) return f(std::int32_t{});
+  if (dtype == DType::UInt8) return f(std::uint8_t{});
+  return dispatch_all(dtype, std::forward<F>(f));
 }
 
 }  // namespace ad

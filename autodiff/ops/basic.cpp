@@ -150,12 +150,17 @@ void broadcast_like_gradient(GradContext& g) {
   g.set(0, sum_to_shape_of(g.grad_output(0), g.input(0)));
 }
 
-const OpDef kConstOp{.name = "Const", .kernel = const_kernel};
-const OpDef kIdentityOp{
-    .name = "Identity", .kernel = forward_input_kernel, .gradient = pass_gradient};
-const OpDef kPlaceholderWithDefaultOp{
-    .name = "PlaceholderWithDefault", .kernel = forward_input_kernel, .gradient = pass_gradient};
-const OpDef kStopGradientOp{.name = "StopGradient", .kernel = forward_input_kernel};
+const OpDef kConstOp{.name = "Const", .kernel = const_kernel, .narrow_integers = true};
+const OpDef kIdentityOp{.name = "Identity",
+                        .kernel = forward_input_kernel,
+                        .gradient = pass_gradient,
+                        .narrow_integers = true};
+const OpDef kPlaceholderWithDefaultOp{.name = "PlaceholderWithDefault",
+                                      .kernel = forward_input_kernel,
+                                      .gradient = pass_gradient,
+                                      .narrow_integers = true};
+const OpDef kStopGradientOp{
+    .name = "StopGradient", .kernel = forward_input_kernel, .narrow_integers = true};
 const OpDef kAddNOp{.name = "AddN", .kernel = add_n_kernel, .gradient = add_n_gradient};
 const OpDef kFillLikeOp{.name = "FillLike", .kernel = fill_like_kernel};
 const OpDef kNoOp{.name = "NoOp", .kernel = no_op_kernel};
@@ -166,7 +171,8 @@ const OpDef kBroadcastLikeOp{
 }  // namespace
 
 namespace detail {
-const OpDef kPlaceholderOp{.name = "Placeholder", .kernel = placeholder_kernel};
+const OpDef kPlaceholderOp{
+    .name = "Placeholder", .kernel = placeholder_kernel, .narrow_integers = true};
 }  // namespace detail
 
 Tensor placeholder(Graph& graph, DType dtype, const Shape& shape, std::string_view name) {

@@ -9,12 +9,14 @@
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
+#include "autodiff/internal/convert_element.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/internal/array_loops.h"
 #include "autodiff/ops/internal/broadcast.h"
+#include "autodiff/ops/internal/index_values.h"
 #include "autodiff/ops/internal/op_errors.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/reduce.h"
@@ -68,9 +70,9 @@ GatherDims gather_dims(const Shape& params, int axis, std::int64_t m) {
   return g;
 }
 
-void check_indices(const KernelContext& ctx, const Array& indices, const Shape& params, int axis) {
+void check_indices(const KernelContext& ctx, std::span<const std::int64_t> idx,
+                   const Array& indices, const Shape& params, int axis) {
   const std::int64_t n = params[axis];
-  const auto idx = indices.data<std::int64_t>();
   for (std::size_t i = 0; i < idx.size(); ++i) {
     if (idx[i] >= 0 && idx[i] < n) continue;
     std::vector<std::int64_t> position(u(indices.rank()));
@@ -98,9 +100,11 @@ void gather_kernel(KernelContext& ctx) {
   const Array& indices = ctx.input(1);
   const int axis = ctx.attrs<AxisAttrs>().axis;
   const GatherDims g = gather_dims(params.shape(), axis, indices.size());
-  check_indices(ctx, indices, params.shape(), axis);
+  std::vector<std::int64_t> widened;
+  const std::int64_t* idx = detail::index_values(indices, widened).data();
+  check_indices(ctx, {idx, static_cast<std::size_t>(indices.size())}, indices, params.shape(),
+                axis);
   Array& out = ctx.allocate_output(0, gathered_shape(params.shape(), indices.shape(), axis));
-  const std::int64_t* idx = indices.data<std::int64_t>().data();
   dispatch_all(params.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* in = params.data<T>().data();
@@ -157,13 +161,14 @@ void gather_grad_kernel(KernelContext& ctx) {
   const Shape shape = shape_from_input(ctx, 2);
   const int axis = ctx.attrs<AxisAttrs>().axis;
   const GatherDims g = gather_dims(shape, axis, indices.size());
-  check_indices(ctx, indices, shape, axis);
+  std::vector<std::int64_t> widened;
+  const auto idx = detail::index_values(indices, widened);
+  check_indices(ctx, idx, indices, shape, axis);
   if (dy.size() != g.outer * g.m * g.inner)
     ctx.fail(str("gradient ", dy.shape(), " does not match params ", shape, " and indices ",
                  indices.shape()));
   Array& out = ctx.allocate_output(0, shape);
   if (out.size() == 0) return;
-  const auto idx = indices.data<std::int64_t>();
   const Scratch buckets =
       ctx.scratch<std::int64_t>(scatter_add_buckets(g, idx.size()), "the index buckets");
   dispatch_floating(dy.dtype(), [&](auto tag) {
@@ -183,9 +188,15 @@ void gather_grad_gradient(GradContext& g) {
   g.set(0, gather(g.grad_output(0), g.input(1), g.attrs<AxisAttrs>().axis));
 }
 
-const OpDef kGatherOp{.name = "GatherV2", .kernel = gather_kernel, .gradient = gather_gradient};
-const OpDef kGatherGradOp{
-    .name = "GatherGrad", .kernel = gather_grad_kernel, .gradient = gather_grad_gradient};
+// Indices may be Int64, Int32 or UInt8 (the builder keeps narrow integers out of params).
+const OpDef kGatherOp{.name = "GatherV2",
+                      .kernel = gather_kernel,
+                      .gradient = gather_gradient,
+                      .narrow_integers = true};
+const OpDef kGatherGradOp{.name = "GatherGrad",
+                          .kernel = gather_grad_kernel,
+                          .gradient = gather_grad_gradient,
+                          .narrow_integers = true};
 
 Tensor gather_grad(const Tensor& dy, const Tensor& indices, const Tensor& params, int axis) {
   const Tensor inputs[] = {dy, indices, shape(params)};
@@ -201,9 +212,15 @@ Tensor gather(const Tensor& params, const Tensor& indices, int axis) {
   const std::string who = op_label(params.graph(), "gather", "GatherV2");
   const int rank = params.shape().rank();
   if (rank == 0) throw ValueError(str(who, ": params '", params.name(), "' is a scalar"));
-  if (indices.dtype() != DType::Int64) {
+  if (!is_integer(indices.dtype())) {
     throw ValueError(str(who, ": indices '", indices.name(), "' are ", indices.dtype(),
-                         "; expected int64 (use ad::cast)"));
+                         "; expected int64, int32 or uint8 (use ad::cast)"));
+  }
+  if (is_narrow_integer(params.dtype())) {
+    throw ValueError(
+        str(who, ": params '", params.name(), "' are ", params.dtype(),
+            ", which GatherV2 does not support (cast them to int64 or a floating dtype "
+            "first)"));
   }
   if (axis < -rank || axis >= rank) {
     throw ValueError(str(who, ": axis ", axis, " is out of range for params '", params.name(), "' ",
@@ -233,20 +250,21 @@ void one_hot_kernel(KernelContext& ctx) {
   shape.push_back(attrs.depth);
   detail::require_countable(ctx, shape);
   Array& out = ctx.allocate_output(0, shape);
-  const auto idx = indices.data<std::int64_t>();
-  dispatch_all(out.dtype(), [&](auto tag) {
+  std::vector<std::int64_t> widened;
+  const auto idx = detail::index_values(indices, widened);
+  dispatch_any(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     auto y = out.mutable_data<T>();
-    std::fill(y.begin(), y.end(), static_cast<T>(attrs.off));
+    std::fill(y.begin(), y.end(), detail::convert_element<T>(attrs.off));
     for (std::size_t i = 0; i < idx.size(); ++i) {
       if (idx[i] >= 0 && idx[i] < attrs.depth)
         y[i * static_cast<std::size_t>(attrs.depth) + static_cast<std::size_t>(idx[i])] =
-            static_cast<T>(attrs.on);
+            detail::convert_element<T>(attrs.on);
     }
   });
 }
 
-const OpDef kOneHotOp{.name = "OneHot", .kernel = one_hot_kernel};
+const OpDef kOneHotOp{.name = "OneHot", .kernel = one_hot_kernel, .narrow_integers = true};
 
 }  // namespace
 
@@ -254,9 +272,9 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, double on_value, doubl
                DType dtype) {
   require_tensor(indices, "one_hot");
   const std::string who = op_label(indices.graph(), "one_hot", "OneHot");
-  if (indices.dtype() != DType::Int64) {
+  if (!is_integer(indices.dtype())) {
     throw ValueError(str(who, ": indices '", indices.name(), "' are ", indices.dtype(),
-                         "; expected int64 (use ad::cast)"));
+                         "; expected int64, int32 or uint8 (use ad::cast)"));
   }
   if (depth < 0) throw ValueError(str(who, ": depth ", depth, " is negative"));
   Shape shape = indices.shape();
