@@ -7,6 +7,7 @@
 #include <new>
 #include <ostream>
 
+#include "autodiff/internal/convert_element.h"
 #include "autodiff/internal/storage_stats.h"
 
 // GCC defines __SANITIZE_THREAD__ under -fsanitize=thread; clang reports it through __has_feature.
@@ -69,6 +70,10 @@ std::string_view dtype_name(DType dtype) {
       return "int64";
     case DType::Bool:
       return "bool";
+    case DType::Int32:
+      return "int32";
+    case DType::UInt8:
+      return "uint8";
   }
   return "unknown";
 }
@@ -76,11 +81,13 @@ std::string_view dtype_name(DType dtype) {
 std::size_t dtype_size(DType dtype) {
   switch (dtype) {
     case DType::Float32:
+    case DType::Int32:
       return 4;
     case DType::Float64:
     case DType::Int64:
       return 8;
     case DType::Bool:
+    case DType::UInt8:
       return 1;
   }
   return 1;
@@ -124,6 +131,12 @@ void visit_dtype(DType dtype, F&& f) {
     case DType::Bool:
       f(bool{});
       break;
+    case DType::Int32:
+      f(std::int32_t{});
+      break;
+    case DType::UInt8:
+      f(std::uint8_t{});
+      break;
   }
 }
 }  // namespace
@@ -159,7 +172,7 @@ Array Array::full(DType dtype, const Shape& shape, double value) {
   visit_dtype(dtype, [&](auto tag) {
     using T = decltype(tag);
     auto out = a.mutable_data<T>();
-    std::fill(out.begin(), out.end(), static_cast<T>(value));
+    std::fill(out.begin(), out.end(), detail::convert_element<T>(value));
   });
   return a;
 }
@@ -226,7 +239,7 @@ Array Array::astype(DType dtype) const {
     visit_dtype(dtype, [&](auto to_tag) {
       using To = decltype(to_tag);
       auto dst = out.mutable_data<To>();
-      for (std::size_t i = 0; i < in.size(); ++i) dst[i] = static_cast<To>(in[i]);
+      for (std::size_t i = 0; i < in.size(); ++i) dst[i] = detail::convert_element<To>(in[i]);
     });
   });
   return out;

@@ -22,9 +22,9 @@ std::vector<std::shared_ptr<detail::Storage>>& BufferPool::free_blocks(std::size
 }
 
 namespace {
-// Takes `bytes` from the budget; when they do not fit, calls make_room() once and tries again.
+// Charges `bytes` to the budget; when they do not fit, calls make_room() once and tries again.
 template <class F>
-void reserve(MemoryBudget& budget, std::size_t bytes, F&& make_room) {
+void charge(MemoryBudget& budget, std::size_t bytes, F&& make_room) {
   for (int attempt = 0;; ++attempt) {
     const std::size_t before = budget.in_use.fetch_add(bytes, std::memory_order_relaxed);
     if (budget.limit == 0 || before + bytes <= budget.limit) return;
@@ -49,7 +49,7 @@ std::shared_ptr<detail::Storage> BufferPool::acquire(std::size_t bytes) {
     ++reuses_;
     return storage;
   }
-  if (budget_) reserve(*budget_, key, [this] { release_free_blocks(); });
+  if (budget_) charge(*budget_, key, [this] { release_free_blocks(); });
   ++allocations_;
   bytes_allocated_ += key;
   if (!budget_) return std::make_shared<detail::Storage>(key);
@@ -66,6 +66,18 @@ std::shared_ptr<detail::Storage> BufferPool::acquire(std::size_t bytes) {
             delete block;
             budget->in_use.fetch_sub(key, std::memory_order_relaxed);
           }};
+}
+
+void BufferPool::give_back(std::shared_ptr<detail::Storage> block) {
+  if (!block || block.use_count() != 1 || block->capacity != bucket_of(block->capacity)) return;
+  const std::size_t key = block->capacity;
+  free_blocks(key).push_back(std::move(block));
+}
+
+BudgetReservation BufferPool::reserve(std::size_t bytes) {
+  if (!budget_ || bytes == 0) return {};
+  charge(*budget_, bytes, [this] { release_free_blocks(); });
+  return {budget_, bytes};
 }
 
 void BufferPool::release_free_blocks() {

@@ -23,6 +23,8 @@ struct MemoryBudget {
 // Reusable storage blocks, bucketed by size. A block returns here when the last Array using it is
 // released by the session, so a steady-state run allocates nothing. One pool serves one run at a
 // time.
+class BudgetReservation;
+
 class BufferPool {
  public:
   [[nodiscard]] std::shared_ptr<detail::Storage> acquire(std::size_t bytes);
@@ -34,6 +36,11 @@ class BufferPool {
   // Counts this pool's blocks against `budget` (ResourceExhaustedError when a new block would
   // exceed its limit after the pool's own free blocks are let go).
   void set_budget(std::shared_ptr<MemoryBudget> budget) { budget_ = std::move(budget); }
+  // Takes a block from acquire() back (a kernel's scratch): pooled when nothing else holds it.
+  void give_back(std::shared_ptr<detail::Storage> block);
+  // Counts `bytes` that a library allocates by itself (oneDNN's per-thread buffers) against the
+  // budget until the returned reservation is destroyed; ResourceExhaustedError as for acquire().
+  [[nodiscard]] BudgetReservation reserve(std::size_t bytes);
 
  private:
   struct Bucket {
@@ -51,6 +58,34 @@ class BufferPool {
   std::shared_ptr<MemoryBudget> budget_;
   // Frees the pooled blocks (to make room under the budget).
   void release_free_blocks();
+};
+
+// Bytes of a MemoryBudget held by memory the pool does not own (BufferPool::reserve), given back
+// when this is destroyed. Empty (holds nothing) when the session has no cap.
+class BudgetReservation {
+ public:
+  BudgetReservation() = default;
+  BudgetReservation(std::shared_ptr<MemoryBudget> budget, std::size_t bytes)
+      : budget_(std::move(budget)), bytes_(bytes) {}
+  BudgetReservation(BudgetReservation&& other) noexcept
+      : budget_(std::move(other.budget_)), bytes_(other.bytes_) {}
+  BudgetReservation& operator=(BudgetReservation&& other) noexcept {
+    release();
+    budget_ = std::move(other.budget_);
+    bytes_ = other.bytes_;
+    return *this;
+  }
+  BudgetReservation(const BudgetReservation&) = delete;
+  BudgetReservation& operator=(const BudgetReservation&) = delete;
+  ~BudgetReservation() { release(); }
+
+ private:
+  void release() {
+    if (budget_) budget_->in_use.fetch_sub(bytes_, std::memory_order_relaxed);
+    budget_.reset();
+  }
+  std::shared_ptr<MemoryBudget> budget_;
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace ad

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "autodiff/error.h"
+#include "autodiff/file_util.h"
 #include "autodiff/internal/saver_io.h"
 #include "autodiff/saver.h"
 #include "autodiff/session.h"
@@ -227,6 +228,7 @@ std::string format_state(const std::string& directory, const CheckpointState& st
 std::optional<CheckpointState> get_checkpoint_state(const std::string& checkpoint_dir,
                                                     const std::string& latest_filename) {
   const std::string file = join(checkpoint_dir, latest_filename);
+  detail::check_path("get_checkpoint_state", file);
   if (!file_exists(file)) return std::nullopt;
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
@@ -263,6 +265,7 @@ void update_checkpoint_state(const std::string& checkpoint_dir, const Checkpoint
                          written.all_model_checkpoint_timestamps.size(), " timestamps"));
   }
   const std::string file = join(checkpoint_dir, latest_filename);
+  detail::check_path("update_checkpoint_state", file);
   detail::remove_stray_temporaries(file);
   detail::write_file_atomically(file, "", format_state(checkpoint_dir, written),
                                 str("update_checkpoint_state '", file, "'"));
@@ -271,6 +274,7 @@ void update_checkpoint_state(const std::string& checkpoint_dir, const Checkpoint
 std::string Saver::save(Session& session, const std::string& prefix, std::int64_t global_step) {
   if (prefix.empty()) throw ValueError("save: the prefix is empty");
   const std::string path = str(prefix, "-", global_step);
+  detail::check_path("save", path);  // before anything acts on a path a NUL byte would cut
   detail::remove_stray_temporaries(prefix, /*any_step=*/true);  // those of killed earlier saves
   save(session, path);
   if (!adopted_state_) adopt_state_of(detail::directory_of(path));

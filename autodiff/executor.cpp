@@ -1,6 +1,9 @@
 // The run loop over a plan's steps, shared by Session::run and the While kernel.
 #include "autodiff/internal/executor.h"
 
+#include <string>
+#include <string_view>
+
 #include "autodiff/check_numerics.h"
 #include "autodiff/error.h"
 #include "autodiff/internal/all_finite.h"
@@ -44,6 +47,22 @@ void check_numerics(const Graph& graph, const Node& node, const Array* outputs, 
   }
 }
 
+// Rethrows `e`, of its own type, with "<Op> '<node>': " in front unless it names the node already
+// (an Array allocated inside a kernel fails with "Array: out of memory ...", which does not).
+[[noreturn]] void rethrow_naming(const Node& node, const Error& e) {
+  const std::string_view what = e.what();
+  if (what.find(str("'", node.name, "'")) != std::string_view::npos) throw;
+  const std::string message = str(node.op->name, " '", node.name, "': ", what);
+  if (dynamic_cast<const ResourceExhaustedError*>(&e)) throw ResourceExhaustedError(message);
+  if (dynamic_cast<const InvalidArgumentError*>(&e)) throw InvalidArgumentError(message);
+  if (dynamic_cast<const FailedPreconditionError*>(&e)) throw FailedPreconditionError(message);
+  if (dynamic_cast<const OutOfRangeError*>(&e)) throw OutOfRangeError(message);
+  if (dynamic_cast<const NotFoundError*>(&e)) throw NotFoundError(message);
+  if (dynamic_cast<const DataLossError*>(&e)) throw DataLossError(message);
+  if (dynamic_cast<const InternalError*>(&e)) throw InternalError(message);
+  throw;
+}
+
 // Runs one kernel; every failure becomes an ad::Error naming the node.
 void run_kernel(const Node& node, KernelContext& ctx) {
   try {
@@ -52,8 +71,8 @@ void run_kernel(const Node& node, KernelContext& ctx) {
     // A value computed at run time is wrong (a fed shape whose element count overflows, ...):
     // InvalidArgumentError, naming the node, as for every other run-time value.
     throw InvalidArgumentError(str(node.op->name, " '", node.name, "': ", e.what()));
-  } catch (const Error&) {
-    throw;
+  } catch (const Error& e) {
+    rethrow_naming(node, e);
   } catch (const std::bad_alloc&) {
     throw ResourceExhaustedError(str(node.op->name, " '", node.name, "': out of memory"));
   } catch (const std::exception& e) {

@@ -208,7 +208,8 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<G
   }
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const Tensor& x = xs[i].tensor();
-    if (!is_floating(x.dtype())) continue;
+    // An x recorded after every y reaches none of them (and lies outside the table).
+    if (!is_floating(x.dtype()) || x.node_index() > hi) continue;
     result[i] = table.total(x.node_index(), x.output_index());
   }
   return result;

@@ -2,17 +2,73 @@
 #include "autodiff/graph.h"
 
 #include <algorithm>
+#include <mutex>
+#include <unordered_set>
 
 #include "autodiff/error.h"
 
 namespace ad {
 
-Graph::Graph() { contexts_.push_back(CondContext{}); }
-Graph::~Graph() = default;
+namespace {
+// The graphs alive now, so that a message about a tensor of a destroyed graph (a fetch of another
+// graph, say) is not built from freed memory. Only Tensor::name() consults it: it is off the paths
+// a run takes when nothing is wrong.
+struct LiveGraphs {
+  std::mutex mutex;
+  std::unordered_set<const Graph*> graphs;
+};
+LiveGraphs& live_graphs() {
+  static auto* live = new LiveGraphs;  // never destroyed: graphs may outlive static destruction
+  return *live;
+}
+bool is_live(const Graph* graph) {
+  auto& live = live_graphs();
+  const std::lock_guard lock(live.mutex);
+  return live.graphs.contains(graph);
+}
+}  // namespace
+
+Graph::Graph() {
+  contexts_.push_back(CondContext{});
+  auto& live = live_graphs();
+  const std::lock_guard lock(live.mutex);
+  live.graphs.insert(this);
+}
+
+Graph::~Graph() {
+  auto& live = live_graphs();
+  const std::lock_guard lock(live.mutex);
+  live.graphs.erase(this);
+}
 
 const TensorSpec& Graph::spec(TensorRef ref) const {
   return node(ref.node).outputs[static_cast<std::size_t>(ref.index)];
 }
+
+namespace {
+
+// Int32 and UInt8 reach only the ops that declare them (OpDef::narrow_integers); anywhere else they
+// are a ValueError naming the op, the node and the dtype, never a kernel running on wrong types.
+void require_dtypes_supported(const OpDef& op, const std::string& node,
+                              std::span<const Tensor> inputs,
+                              const std::vector<TensorSpec>& outputs) {
+  if (op.narrow_integers) return;
+  const auto refuse = [&](const std::string& what, DType dtype) {
+    throw ValueError(str(op.name, " '", node, "': ", what, " is ", dtype, ", which ", op.name,
+                         " does not support (", dtype,
+                         " is for placeholders, variables, cast, comparisons, indices and "
+                         "labels; cast it to int64 or a floating dtype first)"));
+  };
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (is_narrow_integer(inputs[i].dtype()))
+      refuse(str("input ", i, " ('", inputs[i].name(), "')"), inputs[i].dtype());
+  }
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (is_narrow_integer(outputs[i].dtype)) refuse(str("output ", i), outputs[i].dtype);
+  }
+}
+
+}  // namespace
 
 std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> inputs,
                                   std::vector<TensorSpec> outputs, std::any attrs,
@@ -57,6 +113,7 @@ std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> input
     }
     n.inputs.push_back(ref);
   }
+  require_dtypes_supported(op, n.name, inputs, outputs);
   for (auto frame = control_stack_.rbegin(); frame != control_stack_.rend(); ++frame) {
     if (frame->size() == 1 && frame->front() < 0) break;  // a cleared frame hides the outer ones
     for (int dep : *frame) {
@@ -349,6 +406,7 @@ std::vector<int> control_frame(const Graph* graph, std::span<const Tensor> deps)
   for (const auto& d : deps) {
     if (!d) throw ValueError("ControlDependencies: an empty Tensor in the list");
     if (&d.graph() != graph) throw ValueError("ControlDependencies: tensors of different graphs");
+    (void)d.op();  // a forged node (or output) is a ValueError here, not a crash in a later run
     frame.push_back(d.node_index());
   }
   return frame;
@@ -407,6 +465,7 @@ DType Tensor::dtype() const {
 
 std::string Tensor::name() const {
   if (!graph_) return "<empty>";
+  if (!is_live(graph_)) return str("<node ", node_, " of a destroyed graph>");
   if (node_ < 0 || node_ >= graph_->num_nodes()) return str("<no node ", node_, ">");
   const auto& n = graph_->node(node_).name;
   return index_ < 0 ? n : n + ":" + std::to_string(index_);

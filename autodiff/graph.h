@@ -38,6 +38,9 @@ struct OpDef {
   void (*kernel)(KernelContext&) = nullptr;  // computes the outputs at run time
   void (*gradient)(GradContext&) = nullptr;  // records gradient nodes; null: no gradient flows
   bool accepts_missing_inputs = false;       // Merge: runs with inputs from an untaken branch
+  // Takes and makes Int32 and UInt8 values (placeholders, cast, comparisons, indices); for the
+  // other ops Graph::record refuses those dtypes, naming the op and the dtype.
+  bool narrow_integers = false;
 };
 
 struct TensorSpec {

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "autodiff/error.h"
+#include "autodiff/file_util.h"
 #include "autodiff/internal/plan.h"
 
 namespace ad {
@@ -257,6 +258,7 @@ namespace {
 
 void write_graphviz(const Graph& graph, const std::string& path, const GraphvizOptions& options) {
   if (path.empty()) throw ValueError("write_graphviz: the path is empty");
+  detail::check_path("write_graphviz", path);
   const auto text = graphviz_dot(graph, options);
   const auto temp = str(path, ".tmp.", ::getpid());
   std::FILE* file = std::fopen(temp.c_str(), "wb");

@@ -10,6 +10,7 @@
 #include <span>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "gradtape/autodiff/array.h"
@@ -23,6 +24,30 @@ namespace ad {
 namespace detail {
 struct RunEnv;
 }  // namespace detail
+
+// A kernel's temporary buffer (KernelContext::scratch): a block of the session's pool, counted
+// against its memory cap while it exists and while it waits in the pool for the next run.
+class Scratch {
+ public:
+  Scratch(BufferPool& pool, std::shared_ptr<detail::Storage> block)
+      : pool_(&pool), block_(std::move(block)) {}
+  Scratch(Scratch&& other) noexcept = default;
+  Scratch& operator=(Scratch&&) = delete;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() {
+    if (block_) pool_->give_back(std::move(block_));
+  }
+  // The buffer as T elements (64-byte aligned); null when zero bytes were asked for.
+  template <class T>
+  [[nodiscard]] T* data() const {
+    return block_ ? reinterpret_cast<T*>(block_->data) : nullptr;  // NOLINT
+  }
+
+ private:
+  BufferPool* pool_;
+  std::shared_ptr<detail::Storage> block_;
+};
 
 class KernelContext {
  public:
@@ -49,6 +74,19 @@ class KernelContext {
 
   // Allocates output i with the node's output dtype; the contents are unspecified.
   Array& allocate_output(int i, const Shape& shape);
+  // A temporary buffer of `count` elements of T for this kernel, from the session's pool: counted
+  // against the session's memory cap, ResourceExhaustedError naming the node and `what` when it
+  // does not fit (or when memory runs out). Allocate it on the kernel's thread, before any
+  // parallel region.
+  template <class T>
+  [[nodiscard]] Scratch scratch(std::int64_t count, std::string_view what) {
+    return scratch_buffer(count, sizeof(T), what);
+  }
+  [[nodiscard]] Scratch scratch_buffer(std::int64_t count, std::size_t element_size,
+                                       std::string_view what);
+  // Counts `bytes` that the kernel's library allocates itself (oneDNN's buffers) against the cap
+  // for as long as the reservation lives; the same error as scratch() when they do not fit.
+  [[nodiscard]] BudgetReservation reserve_scratch(std::size_t bytes, std::string_view what);
   // Makes output i share `value` (no copy): reshape, identity and variable reads use this.
   void set_output(int i, Array value);
 
@@ -84,7 +122,9 @@ decltype(auto) dispatch_floating(DType dtype, F&& f) {
   return f(float{});
 }
 
-// Calls f(T{}) for any dtype.
+// Calls f(T{}) with T the C++ type of a compute dtype (floating, Int64 or Bool); throws
+// InternalError for Int32 and UInt8, which Graph::record keeps away from the ops that do not
+// declare them (OpDef::narrow_integers).
 template <class F>
 decltype(auto) dispatch_all(DType dtype, F&& f) {
   switch (dtype) {
@@ -94,10 +134,21 @@ decltype(auto) dispatch_all(DType dtype, F&& f) {
       return f(std::int64_t{});
     case DType::Bool:
       return f(bool{});
+    case DType::Int32:
+    case DType::UInt8:
+      throw InternalError(str("kernel: dtype ", dtype, " is not supported here"));
     case DType::Float32:
       break;
   }
   return f(float{});
+}
+
+// Calls f(T{}) for every dtype, Int32 and UInt8 included (cast, the comparisons).
+template <class F>
+decltype(auto) dispatch_any(DType dtype, F&& f) {
+  if (dtype == DType::Int32) return f(std::int32_t{});
+  if (dtype == DType::UInt8) return f(std::uint8_t{});
+  return dispatch_all(dtype, std::forward<F>(f));
 }
 
 }  // namespace ad

@@ -44,6 +44,10 @@ std::uint32_t dtype_code(DType dtype) {
       return 3;
     case DType::Bool:
       return 4;
+    case DType::Int32:
+      return 5;
+    case DType::UInt8:
+      return 6;
   }
   return 0;
 }
@@ -58,6 +62,10 @@ std::optional<DType> dtype_from_code(std::uint32_t code) {
       return DType::Int64;
     case 4:
       return DType::Bool;
+    case 5:
+      return DType::Int32;
+    case 6:
+      return DType::UInt8;
     default:
       return std::nullopt;
   }

@@ -129,6 +129,16 @@ std::string scalar_value(std::string_view tag, float value) {
   return value_message(tag, field);
 }
 
+// TF refuses a NaN or infinite value ("Nan in summary histogram"); here it would also fall past
+// the last bucket.
+void check_finite(std::string_view who, std::string_view tag, std::span<const double> values) {
+  for (const double v : values) {
+    if (!std::isfinite(v)) {
+      throw InvalidArgumentError(str(who, " '", tag, "': Nan in summary histogram (", v, ")"));
+    }
+  }
+}
+
 std::string histogram_value(std::string_view tag, std::span<const double> values) {
   std::string field;
   put_bytes(field, 5, histogram_proto(values));
@@ -201,6 +211,7 @@ std::string Merged::serialize(std::span<const Array> values) const {
         throw InvalidArgumentError(str("summary::Merged: '", node.name, "' needs float64 values, ",
                                        "got ", value.dtype(), value.shape()));
       }
+      check_finite("summary::Merged", node.name, value.data<double>());
       messages.push_back(histogram_value(node.name, value.data<double>()));
     }
   }
@@ -224,11 +235,7 @@ std::string scalar_summary(std::string_view tag, float value) {
 }
 
 std::string histogram_summary(std::string_view tag, std::span<const double> values) {
-  for (const double v : values) {
-    if (!std::isfinite(v)) {
-      throw InvalidArgumentError(str("histogram_summary '", tag, "': Nan in summary histogram"));
-    }
-  }
+  check_finite("histogram_summary", tag, values);
   return summary_of({histogram_value(tag, values)});
 }
 

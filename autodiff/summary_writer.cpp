@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "autodiff/error.h"
+#include "autodiff/file_util.h"
 #include "autodiff/internal/summary_proto.h"
 #include "autodiff/summary.h"
 
@@ -84,6 +85,8 @@ std::string event(double time, std::int64_t step) {
 
 FileWriter::FileWriter(const std::string& logdir, FileWriterOptions options) {
   if (logdir.empty()) throw ValueError("FileWriter: the log directory is empty");
+  // A NUL byte would cut the path where the C calls below read it.
+  ad::detail::check_path("FileWriter", logdir + options.filename_suffix);
   std::error_code error;
   std::filesystem::create_directories(logdir, error);
   if (error) {

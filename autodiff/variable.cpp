@@ -65,13 +65,21 @@ void assign_update_kernel(KernelContext& ctx) {
   ctx.set_output(0, ctx.variables().read(ctx.graph(), id));
 }
 
-const OpDef kVariableOp{
-    .name = "VariableV2", .kernel = handle_kernel, .accepts_missing_inputs = true};
+// Variables hold every dtype (an int32 step counter, uint8 data); Assign copies bytes. AssignAdd
+// and AssignSub need a floating variable.
+const OpDef kVariableOp{.name = "VariableV2",
+                        .kernel = handle_kernel,
+                        .accepts_missing_inputs = true,
+                        .narrow_integers = true};
 const OpDef kReadOp{.name = "ReadVariable",
                     .kernel = read_kernel,
                     .gradient = read_gradient,
-                    .accepts_missing_inputs = true};
-const OpDef kAssignOp{.name = "Assign", .kernel = assign_kernel, .accepts_missing_inputs = true};
+                    .accepts_missing_inputs = true,
+                    .narrow_integers = true};
+const OpDef kAssignOp{.name = "Assign",
+                      .kernel = assign_kernel,
+                      .accepts_missing_inputs = true,
+                      .narrow_integers = true};
 const OpDef kAssignAddOp{
     .name = "AssignAdd", .kernel = assign_update_kernel<1>, .accepts_missing_inputs = true};
 const OpDef kAssignSubOp{

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <numeric>
@@ -36,12 +37,24 @@ class SplitMix64 {
 };
 
 void check_dataset(const Dataset& d, std::string_view op) {
-  if (d.features.dtype() != DType::Float32 || d.features.rank() != 2 ||
-      d.labels.dtype() != DType::Int64 || d.labels.rank() != 1 ||
+  if ((d.features.dtype() != DType::Float32 && d.features.dtype() != DType::UInt8) ||
+      d.features.rank() != 2 || d.labels.dtype() != DType::Int64 || d.labels.rank() != 1 ||
       d.features.shape()[0] != d.labels.shape()[0]) {
-    throw ValueError(str(op, ": a dataset needs float32 features [N, D] and int64 labels [N], got ",
-                         dtype_name(d.features.dtype()), d.features.shape(), " and ",
-                         dtype_name(d.labels.dtype()), d.labels.shape()));
+    throw ValueError(
+        str(op, ": a dataset needs float32 features [N, D] (or uint8) and int64 labels [N], got ",
+            dtype_name(d.features.dtype()), d.features.shape(), " and ",
+            dtype_name(d.labels.dtype()), d.labels.shape()));
+  }
+}
+
+// The feature arithmetic (scaling, standardizing) is in float32; uint8 features are cast in the
+// graph instead (ad::cast(x, DType::Float32) * (1.0 / 255)).
+void require_float_features(const Dataset& d, std::string_view op) {
+  check_dataset(d, op);
+  if (d.features.dtype() != DType::Float32) {
+    throw ValueError(
+        str(op, ": the features are ", d.features.dtype(),
+            "; it needs float32 features (load them as float32, or cast in the graph)"));
   }
 }
 
@@ -54,11 +67,12 @@ Dataset Dataset::rows(std::span<const std::int64_t> indices) const {
   const auto count = static_cast<std::int64_t>(indices.size());
   Dataset out;
   out.num_classes = num_classes;
-  out.features = Array::uninitialized(DType::Float32, {count, d});
+  out.features = Array::uninitialized(features.dtype(), {count, d});
   out.labels = Array::uninitialized(DType::Int64, {count});
-  const auto src_x = features.data<float>();
+  const std::size_t row_bytes = static_cast<std::size_t>(d) * dtype_size(features.dtype());
+  const auto* src_x = static_cast<const std::byte*>(features.raw_data());
+  auto* dst_x = static_cast<std::byte*>(out.features.raw_mutable_data());
   const auto src_y = labels.data<std::int64_t>();
-  auto dst_x = out.features.mutable_data<float>();
   auto dst_y = out.labels.mutable_data<std::int64_t>();
   for (std::int64_t i = 0; i < count; ++i) {
     const std::int64_t row = indices[static_cast<std::size_t>(i)];
@@ -66,8 +80,10 @@ Dataset Dataset::rows(std::span<const std::int64_t> indices) const {
       throw OutOfRangeError(
           str("Dataset::rows: index ", row, " at position ", i, " is outside [0, ", n, ")"));
     }
-    std::memcpy(dst_x.data() + i * d, src_x.data() + row * d,
-                static_cast<std::size_t>(d) * sizeof(float));
+    if (row_bytes > 0) {
+      std::memcpy(dst_x + static_cast<std::size_t>(i) * row_bytes,
+                  src_x + static_cast<std::size_t>(row) * row_bytes, row_bytes);
+    }
     dst_y[static_cast<std::size_t>(i)] = src_y[static_cast<std::size_t>(row)];
   }
   return out;
@@ -119,7 +135,7 @@ Split train_test_split(const Dataset& dataset, double test_fraction, std::uint64
 }
 
 Dataset scale_features(const Dataset& dataset, double factor) {
-  check_dataset(dataset, "scale_features");
+  require_float_features(dataset, "scale_features");
   Dataset out = dataset;
   const auto f = static_cast<float>(factor);
   auto x = out.features.mutable_data<float>();
@@ -128,7 +144,7 @@ Dataset scale_features(const Dataset& dataset, double factor) {
 }
 
 Standardizer Standardizer::fit(const Dataset& dataset) {
-  check_dataset(dataset, "Standardizer::fit");
+  require_float_features(dataset, "Standardizer::fit");
   const std::int64_t n = dataset.size();
   const auto d = static_cast<std::size_t>(dataset.num_features());
   if (n == 0) throw ValueError("Standardizer::fit: the dataset has no examples");
@@ -157,7 +173,7 @@ Standardizer Standardizer::fit(const Dataset& dataset) {
 }
 
 Dataset Standardizer::transform(const Dataset& dataset) const {
-  check_dataset(dataset, "Standardizer::transform");
+  require_float_features(dataset, "Standardizer::transform");
   const auto d = static_cast<std::size_t>(dataset.num_features());
   if (static_cast<std::int64_t>(d) != mean_.size()) {
     throw ValueError(str("Standardizer::transform: the dataset has ", d,

@@ -16,7 +16,8 @@
 
 namespace ad::data {
 
-// N labelled examples: features Float32 [N, D], labels Int64 [N] with values in [0, num_classes).
+// N labelled examples: features Float32 (or UInt8, raw pixels) [N, D], labels Int64 [N] with values
+// in [0, num_classes). scale_features and Standardizer need Float32 features.
 struct Dataset {
   Array features{DType::Float32, Shape{0, 0}};
   Array labels{DType::Int64, Shape{0}};
@@ -71,7 +72,7 @@ class Standardizer {
 };
 
 struct Batch {
-  Array features;  // Float32 [B, D]
+  Array features;  // [B, D], the dataset's feature dtype
   Array labels;    // Int64 [B]
 };
 

@@ -319,7 +319,17 @@ Dataset load_digits_csv(const std::string& path) {
 
 Dataset load_mnist_idx(const std::string& images_path, const std::string& labels_path,
                        int num_classes) {
+  return load_mnist_idx(images_path, labels_path, IdxOptions{.num_classes = num_classes});
+}
+
+Dataset load_mnist_idx(const std::string& images_path, const std::string& labels_path,
+                       const IdxOptions& options) {
   const std::string_view op = "load_mnist_idx";
+  const int num_classes = options.num_classes;
+  if (options.features_dtype != DType::Float32 && options.features_dtype != DType::UInt8) {
+    throw ValueError(
+        str(op, ": features_dtype is ", options.features_dtype, "; expected float32 or uint8"));
+  }
   Input images_in(op, images_path);
   const auto images = read_all(images_in);
   const auto image_dims = idx_dims(images_in, images, kIdxImagesMagic, "images");
@@ -334,9 +344,10 @@ Dataset load_mnist_idx(const std::string& images_path, const std::string& labels
   }
   constexpr std::size_t kLabelsHeader = 8;
   constexpr std::size_t kImagesHeader = 16;
-  Dataset out{.features = Array::uninitialized(DType::Float32, {n, image_dims[1] * image_dims[2]}),
-              .labels = Array::uninitialized(DType::Int64, {n}),
-              .num_classes = num_classes};
+  Dataset out{
+      .features = Array::uninitialized(options.features_dtype, {n, image_dims[1] * image_dims[2]}),
+      .labels = Array::uninitialized(DType::Int64, {n}),
+      .num_classes = num_classes};
   auto y = out.labels.mutable_data<std::int64_t>();
   for (std::size_t i = 0; i < y.size(); ++i) {
     const std::int64_t label = labels[kLabelsHeader + i];
@@ -347,9 +358,14 @@ Dataset load_mnist_idx(const std::string& images_path, const std::string& labels
     }
     y[i] = label;
   }
-  auto x = out.features.mutable_data<float>();
   const unsigned char* pixels = images.data() + kImagesHeader;
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = pixels[i];
+  if (options.features_dtype == DType::UInt8) {
+    auto x = out.features.mutable_data<std::uint8_t>();
+    std::copy(pixels, pixels + x.size(), x.begin());
+  } else {
+    auto x = out.features.mutable_data<float>();
+    for (std::size_t i = 0; i < x.size(); ++i) x[i] = pixels[i];
+  }
   return out;
 }
 

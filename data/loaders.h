@@ -36,9 +36,20 @@ struct CsvOptions {
 // scale_features(d, 1.0 / 16) maps them to [0, 1].
 [[nodiscard]] Dataset load_digits_csv(const std::string& path);
 
+struct IdxOptions {
+  // Labels must lie in [0, num_classes).
+  int num_classes = 10;
+  // Float32 (pixels 0..255 as floats) or UInt8 (the file's bytes as they are: a quarter of the
+  // memory; feed them to a UInt8 placeholder and cast in the graph, as TF1 input pipelines do).
+  DType features_dtype = DType::Float32;
+};
+
 // Reads an MNIST-style pair of IDX files (optionally gzipped): images with magic 0x00000803 and
 // dims [N, rows, cols] of unsigned bytes, labels with magic 0x00000801 and dims [N]. Features are
-// Float32 [N, rows * cols] in 0..255 (scale_features(d, 1.0 / 255) maps them to [0, 1]).
+// [N, rows * cols] in 0..255, Float32 by default (scale_features(d, 1.0 / 255) maps them to
+// [0, 1]); ValueError for a features_dtype other than Float32 and UInt8.
+[[nodiscard]] Dataset load_mnist_idx(const std::string& images_path, const std::string& labels_path,
+                                     const IdxOptions& options);
 [[nodiscard]] Dataset load_mnist_idx(const std::string& images_path, const std::string& labels_path,
                                      int num_classes = 10);
 

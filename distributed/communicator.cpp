@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "autodiff/ops/global_moments_hook.h"
+#include "distributed/collectives.h"
 #include "distributed/moments.h"
 
 namespace ad::distributed {
@@ -263,11 +264,13 @@ void init(InitOptions options) {
   if (s.initialized) return;
   s.initialized = true;
   // Synchronized batch normalization (in gradtape::layers, which cannot link this library) takes
-  // its statistics over the global batch through this hook.
+  // its statistics over the global batch, and sums its gradient's per-channel sums, through these
+  // hooks.
   nn::set_global_moments_hook([](const Tensor& x, const std::vector<int>& reduction_axes) {
-    const Moments m = global_moments(x, reduction_axes, /*keepdims=*/true);
-    return std::pair{m.mean, m.variance};
+    return global_moments_and_count(x, reduction_axes, /*keepdims=*/true);
   });
+  nn::set_global_sum_hook(
+      [](const Tensor& x) { return allreduce(x, ReduceOp::kSum, "batch_norm_grad_sums"); });
   if (!started_by_launcher()) return;
   s.environment = std::make_unique<mpi::environment>(mpi::threading::serialized);
   s.world = std::make_unique<mpi::communicator>();

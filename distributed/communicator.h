@@ -31,8 +31,8 @@ struct InitOptions {
 
 // Joins the MPI job this process was started in (mpirun, srun, ...). A program started without a
 // launcher is a job of one rank and never calls MPI. Calling init() again only updates the options.
-// It also registers global_moments as the statistic of synchronized batch normalization
-// (BatchNormalizationOptions::synchronized).
+// It also registers global_moments and a sum all-reduce as the collectives of synchronized batch
+// normalization (BatchNormalizationOptions::synchronized).
 // Collectives may run on any thread (MPI_THREAD_SERIALIZED), one at a time, and every rank must
 // run them in the same order: a Session runs its nodes in tape order, so one session per rank
 // running the same graph does.

@@ -45,7 +45,8 @@ void append(Bytes& bytes, const T* values, std::size_t count) {
 }
 
 // Inputs: local mean, local (biased) variance, x (for its run-time shape). Outputs: global mean,
-// global variance, and this rank's share of the global count n_r / N (a scalar the gradient uses).
+// global variance, this rank's share of the global count n_r / N (a scalar the gradient uses) and
+// the global count N (a Float64 scalar: the elements per channel over every rank).
 template <class T>
 void merge_moments(KernelContext& ctx) {
   const Array& mean = ctx.input(0);
@@ -88,6 +89,7 @@ void merge_moments(KernelContext& ctx) {
   }
   ctx.allocate_output(2, Shape{}).mutable_data<T>()[0] =
       static_cast<T>(total > 0 ? static_cast<double>(count) / total : 0.0);
+  ctx.allocate_output(3, Shape{}).mutable_data<double>()[0] = total;
 }
 
 void merge_moments_kernel(KernelContext& ctx) {
@@ -120,17 +122,25 @@ const OpDef kMergeMomentsOp{
 
 }  // namespace
 
-Moments global_moments(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+nn::GlobalMoments global_moments_and_count(const Tensor& x, const std::vector<int>& axes,
+                                           bool keepdims) {
   const Moments local = moments(x, axes, keepdims);
   if (!is_floating(x.dtype())) {
     throw ValueError(str("global_moments: x is ", x.dtype(), ", not floating"));
   }
   const Tensor inputs[] = {local.mean, local.variance, x};
-  const auto outputs = x.graph().record(
-      kMergeMomentsOp, inputs,
-      {{x.dtype(), local.mean.shape()}, {x.dtype(), local.variance.shape()}, {x.dtype(), Shape{}}},
-      {}, "global_moments");
-  return {outputs[0], outputs[1]};
+  const auto outputs = x.graph().record(kMergeMomentsOp, inputs,
+                                        {{x.dtype(), local.mean.shape()},
+                                         {x.dtype(), local.variance.shape()},
+                                         {x.dtype(), Shape{}},
+                                         {DType::Float64, Shape{}}},
+                                        {}, "global_moments");
+  return {outputs[0], outputs[1], outputs[3]};
+}
+
+Moments global_moments(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+  const nn::GlobalMoments m = global_moments_and_count(x, axes, keepdims);
+  return {m.mean, m.variance};
 }
 
 }  // namespace ad::distributed

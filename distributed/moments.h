@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "gradtape/autodiff/ops/global_moments_hook.h"
 #include "gradtape/autodiff/ops/nn.h"
 #include "gradtape/autodiff/tensor.h"
 
@@ -18,5 +19,10 @@ namespace ad::distributed {
 // the mean and the variance (the objective being the sum of the ranks' losses).
 [[nodiscard]] Moments global_moments(const Tensor& x, const std::vector<int>& axes,
                                      bool keepdims = false);
+// The same statistics and their count: the number of elements per channel over every rank, a
+// Float64 scalar (0 when every rank's x is empty, where mean and variance are NaN).
+[[nodiscard]] nn::GlobalMoments global_moments_and_count(const Tensor& x,
+                                                         const std::vector<int>& axes,
+                                                         bool keepdims = false);
 
 }  // namespace ad::distributed

@@ -167,6 +167,59 @@ Tensor checked_batch_count(const Tensor& x, const std::vector<int>& axes,
                            BatchCountAttrs{axes, layer});
 }
 
+// ---- synchronized statistics: the registered collectives, and the empty-global-batch check -----
+
+struct GlobalCountAttrs {
+  std::vector<int> reduction_axes;
+  std::string layer;
+};
+
+// Inputs: global mean, global variance, global count, x (for its shape in the message). Outputs:
+// the mean and the variance, unchanged (no copy).
+void global_count_kernel(KernelContext& ctx) {
+  const auto& attrs = ctx.attrs<GlobalCountAttrs>();
+  if (ctx.input(2).data<double>()[0] == 0) {
+    ctx.fail(str(label(attrs.layer),
+                 ": the global training batch has no elements to average over: the input is empty "
+                 "on every process (this one's is ",
+                 ctx.input(3).shape(), ", reduction axes ", axes_string(attrs.reduction_axes),
+                 "); the moving statistics are left unchanged"));
+  }
+  ctx.set_output(0, ctx.input(0));
+  ctx.set_output(1, ctx.input(1));
+}
+
+void global_count_gradient(GradContext& g) {
+  g.set(0, g.grad_output(0));
+  g.set(1, g.grad_output(1));
+}
+
+const OpDef kGlobalCountOp{.name = "CheckGlobalBatchCount",
+                           .kernel = global_count_kernel,
+                           .gradient = global_count_gradient};
+
+// The statistics of a synchronized layer's training batch over every process, through the hooks
+// that ad::distributed::init() registers. Their consumers fail at run time when every process's
+// batch is empty (the single-process rule, over the global batch); an empty batch on some of
+// them is fine.
+nn::GlobalMoments checked_global_moments(const Tensor& x, const std::vector<int>& axes,
+                                         const std::string& layer) {
+  const nn::GlobalMomentsHook& hook = nn::global_moments_hook();
+  if (!hook || !nn::global_sum_hook()) {
+    throw ValueError(str(label(layer),
+                         ": synchronized=true needs the global statistics that "
+                         "ad::distributed::init() registers; call it first (a single process "
+                         "without MPI is a job of one rank)"));
+  }
+  const nn::GlobalMoments stats = hook(x, axes);
+  const Tensor inputs[] = {stats.mean, stats.variance, stats.count, x};
+  const auto checked = x.graph().record(
+      kGlobalCountOp, inputs,
+      {{stats.mean.dtype(), stats.mean.shape()}, {stats.variance.dtype(), stats.variance.shape()}},
+      GlobalCountAttrs{axes, layer});
+  return {checked[0], checked[1], stats.count};
+}
+
 // (a_scale, a_offset) composed after (b_scale, b_offset): x*b_s + b_o then *a_s + a_o. Absent
 // tensors are the identity (scale 1, offset 0).
 std::pair<Tensor, Tensor> compose(const Tensor& inner_scale, const Tensor& inner_offset,
@@ -290,9 +343,11 @@ void BatchNormalization::build(const Tensor& inputs) {
   c.axes = axes;
   c.rank = rank;
   c.dtype = inputs.dtype();
-  const bool may_fuse = options_.fused.value_or(true) && !options_.synchronized;
-  c.tf_fused = may_fuse && rank == 4 && axes.size() == 1 && (axes[0] == 1 || axes[0] == 3) &&
-               !options_.renorm && !vbs && !options_.adjustment && inputs.dtype() == DType::Float32;
+  const bool may_fuse = options_.fused.value_or(true);
+  // Keras never takes its fused kernel when synchronized: the moving variance stays biased.
+  c.tf_fused = may_fuse && !options_.synchronized && rank == 4 && axes.size() == 1 &&
+               (axes[0] == 1 || axes[0] == 3) && !options_.renorm && !vbs && !options_.adjustment &&
+               inputs.dtype() == DType::Float32;
   c.fused_gradient = may_fuse && !options_.renorm && !vbs && !options_.adjustment;
   c.epsilon = c.tf_fused ? std::max(options_.epsilon, kFusedMinEpsilon) : options_.epsilon;
   // Parameter shape (spec §3) and the shape the parameters broadcast with.
@@ -540,18 +595,6 @@ void BatchNormalization::check_adjustment(const Tensor& inputs, const Tensor& t,
   }
 }
 
-// Synchronized training's statistics: over the global batch, through the registered hook.
-std::pair<Tensor, Tensor> BatchNormalization::global_moments(const Tensor& x) const {
-  const nn::GlobalMomentsHook& hook = nn::global_moments_hook();
-  if (!hook) {
-    throw ValueError(str(label(scope_name_),
-                         ": synchronized=true needs the global statistics that "
-                         "ad::distributed::init() registers; call it first (a single process "
-                         "without MPI is a job of one rank)"));
-  }
-  return hook(x, config_.reduction_axes);
-}
-
 // Training through the composed primitives (fused=false, renorm, virtual batches, adjustment).
 BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tensor& inputs,
                                                                       const Tensor& x,
@@ -560,8 +603,15 @@ BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tens
   const BatchNormalizationConfig& c = config_;
   auto to_param = [&](const Tensor& t) { return reshape_to(t, c.param_shape); };
   TrainingOutput out;
-  const auto [mean, variance] =
-      options_.synchronized ? global_moments(x) : nn::exact_moments(x, c.reduction_axes);
+  Tensor mean;
+  Tensor variance;
+  if (options_.synchronized) {
+    const nn::GlobalMoments stats = checked_global_moments(x, c.reduction_axes, scope_name_);
+    mean = stats.mean;
+    variance = stats.variance;
+  } else {
+    std::tie(mean, variance) = nn::exact_moments(x, c.reduction_axes);
+  }
   out.mean = mean;
   if (options_.virtual_batch_size) {  // average the per-group statistics over the groups (§5.6)
     out.stat_mean = to_param(reduce_mean(mean, {1}, true));
@@ -595,6 +645,19 @@ BatchNormalization::TrainingOutput BatchNormalization::train(const Tensor& input
   const Tensor gamma = param(gamma_);
   const Tensor beta = param(beta_);
   if (!c.fused_gradient) return train_composed(inputs, x, gamma, beta);
+  if (options_.synchronized) {
+    const nn::GlobalMoments stats = checked_global_moments(x, c.reduction_axes, scope_name_);
+    const Tensor y =
+        nn::synchronized_batch_norm({.x = x,
+                                     .scale = gamma,
+                                     .offset = beta,
+                                     .mean = stats.mean,
+                                     .variance = stats.variance,
+                                     .count = stats.count},
+                                    c.epsilon, c.reduction_axes, nn::global_sum_hook());
+    return {y, stats.mean, reshape_to(stats.mean, c.param_shape),
+            reshape_to(stats.variance, c.param_shape)};
+  }
   const auto outs = nn::fused_batch_norm({.x = x, .scale = gamma, .offset = beta}, c.epsilon,
                                          c.reduction_axes, true);
   return {outs.y, outs.mean, reshape_to(outs.mean, c.param_shape),

@@ -80,9 +80,13 @@ struct BatchNormalizationOptions {
   Adjustment adjustment{};
   // Keras's SyncBatchNormalization: in training, the mean and variance over the global batch of
   // all processes (each contributes its count, mean and M2, merged in rank order in double), taken
-  // through the statistic ad::distributed::init() registers; always the composed path (as
-  // fused=false), so renorm and adjustment see the global statistics and the moving statistics
-  // are the same on every rank. Without init() it is a ValueError; with virtual_batch_size too.
+  // through the collectives ad::distributed::init() registers. Unless fused=false (or with renorm
+  // or adjustment, which take the composed path as in one process), the gradient is hand-written
+  // (nn::synchronized_batch_norm: two per-channel sums all-reduced); renorm and adjustment see the
+  // global statistics, and the moving statistics are the same on every process. TF's fused-kernel
+  // conventions (unbiased moving variance, epsilon >= 1.001e-5) never apply, as in Keras.
+  // Without init() it is a ValueError; with virtual_batch_size too. A training run in which
+  // every process's batch is empty is an InvalidArgumentError (nothing to average).
   bool synchronized = false;
 };
 
@@ -91,7 +95,7 @@ struct BatchNormalizationConfig {
   std::vector<int> axes;            // resolved, sorted
   std::vector<int> reduction_axes;  // of the (possibly virtual-batch-reshaped) input
   bool tf_fused = false;  // TF r2.4 would use its fused kernel (4-D, axis 1 or 3, float32, ...)
-  bool fused_gradient = false;  // the hand-written gradient is attached (never when synchronized)
+  bool fused_gradient = false;  // the hand-written gradient is attached
   double epsilon = 0;           // effective: raised to 1.001e-5 when tf_fused
   Shape param_shape;            // shape of gamma, beta and the moving statistics
   Shape broadcast_shape;        // parameters reshaped to broadcast against the input
@@ -145,7 +149,6 @@ class BatchNormalization {
   [[nodiscard]] Tensor param(const Variable& v) const;  // reshaped to broadcast against x
   [[nodiscard]] Tensor inference(const Tensor& x) const;
   [[nodiscard]] TrainingOutput train(const Tensor& inputs, const Tensor& x) const;
-  [[nodiscard]] std::pair<Tensor, Tensor> global_moments(const Tensor& x) const;
   [[nodiscard]] TrainingOutput train_composed(const Tensor& inputs, const Tensor& x,
                                               const Tensor& gamma, const Tensor& beta) const;
   [[nodiscard]] std::pair<Tensor, Tensor> renorm_correction(const Tensor& stat_mean,

@@ -1,9 +1,11 @@
 // dropout: the mask is drawn by random_uniform over the (possibly broadcast) noise shape, with
 // TF's op order: (x * (1 / (1 - rate))) * cast(uniform >= rate). smart_cond records only the
-// taken branch when `training` is a bool.
+// taken branch when `training` is a bool. A rate Tensor goes through the same formula in the
+// input's dtype, after a check of its value at run time.
 #include "layers/dropout.h"
 
 #include "autodiff/error.h"
+#include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
@@ -50,14 +52,58 @@ Tensor noise_dims(const Tensor& inputs, const Shape& noise, const std::string& w
   return ad::shape(inputs) * constant(graph, Array::vector(from_input)) + known;
 }
 
+// Forwards a rate Tensor's value after checking it lies in [0, 1): a rate of 1 would scale the
+// kept units by infinity, a negative one keep them all and scale them down.
+void check_rate_kernel(KernelContext& ctx) {
+  const double rate = ctx.input(0).flat(0);
+  if (!(rate >= 0.0 && rate < 1.0))
+    ctx.fail(str("rate must be in [0, 1) (the fraction of units dropped), got ", rate));
+  ctx.set_output(0, ctx.input(0));
+}
+
+const OpDef kCheckRateOp{.name = "CheckDropoutRate", .kernel = check_rate_kernel};
+
+Tensor checked_rate(const Tensor& rate) {
+  const Tensor inputs[] = {rate};
+  return rate.graph().record1(kCheckRateOp, inputs, {rate.dtype(), rate.shape()});
+}
+
+// (x * (1 / (1 - rate))) * cast(uniform >= rate), the rate a number or a scalar Tensor.
+Tensor drop(const Tensor& inputs, const DropoutRate& rate, const Tensor& dims,
+            std::optional<std::int64_t> seed) {
+  Graph& graph = inputs.graph();
+  const DType dtype = inputs.dtype();
+  const RandomOptions options{.dtype = dtype, .seed = seed};
+  if (const double* r = std::get_if<double>(&rate)) {
+    const Tensor scaled = inputs * scalar(graph, 1.0 / (1.0 - *r), dtype);
+    const Tensor uniform = random_uniform(dims, 0.0, 1.0, options);
+    return scaled * cast(greater_equal(uniform, scalar(graph, *r, dtype)), dtype);
+  }
+  const Tensor r = cast(checked_rate(std::get<Tensor>(rate)), dtype);
+  const Tensor one = scalar(graph, 1.0, dtype);
+  const Tensor scaled = inputs * (one / (one - r));
+  const Tensor uniform = random_uniform(dims, 0.0, 1.0, options);
+  return scaled * cast(greater_equal(uniform, r), dtype);
+}
+
 }  // namespace
 
 Dropout::Dropout(DropoutOptions options) : options_(std::move(options)) {
-  if (!(options_.rate >= 0.0 && options_.rate < 1.0)) {
+  if (const double* rate = std::get_if<double>(&options_.rate)) {
+    if (!(*rate >= 0.0 && *rate < 1.0)) {
+      throw ValueError(str(label(options_.name),
+                           ": rate must be in [0, 1) (the fraction of units "
+                           "dropped), got ",
+                           *rate));
+    }
+    return;
+  }
+  const Tensor& rate = std::get<Tensor>(options_.rate);
+  if (!rate || !is_floating(rate.dtype()) || rate.shape().rank() != 0) {
     throw ValueError(str(label(options_.name),
-                         ": rate must be in [0, 1) (the fraction of units "
-                         "dropped), got ",
-                         options_.rate));
+                         ": a rate Tensor must be a float32 or float64 scalar",
+                         rate ? str(", got '", rate.name(), "' ", rate.dtype(), rate.shape())
+                              : std::string(", got an empty Tensor")));
   }
 }
 
@@ -77,8 +123,7 @@ Tensor Dropout::call(const Tensor& inputs, const Predicate& training, bool funct
                       : inputs.shape().is_fully_defined()
                           ? constant(inputs.graph(), Array::vector(inputs.shape().to_vector()))
                           : ad::shape(inputs);
-  const double rate = options_.rate;
-  const DType dtype = inputs.dtype();
+  const DropoutRate& rate = options_.rate;
   const std::optional<std::int64_t> seed = options_.seed;
   if (const Tensor* flag = std::get_if<Tensor>(&training)) {
     if (!*flag || flag->dtype() != DType::Bool || flag->shape().rank() != 0) {
@@ -88,10 +133,9 @@ Tensor Dropout::call(const Tensor& inputs, const Predicate& training, bool funct
   return smart_cond(
       training,
       [&]() -> Tensor {
-        if (rate == 0.0) return identity(inputs);
-        const Tensor scaled = inputs * scalar(inputs.graph(), 1.0 / (1.0 - rate), dtype);
-        const Tensor uniform = random_uniform(dims, 0.0, 1.0, {.dtype = dtype, .seed = seed});
-        return scaled * cast(greater_equal(uniform, scalar(inputs.graph(), rate, dtype)), dtype);
+        if (const double* r = std::get_if<double>(&rate); r != nullptr && *r == 0.0)
+          return identity(inputs);
+        return drop(inputs, rate, dims, seed);
       },
       [&] { return identity(inputs); });
 }

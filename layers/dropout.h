@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "gradtape/autodiff/control.h"
 #include "gradtape/autodiff/shape.h"
@@ -12,9 +13,15 @@
 
 namespace ad::layers {
 
+// A dropout rate: a number, or a scalar floating Tensor (a placeholder, a schedule) read at run
+// time, as TF's rate argument accepts both.
+using DropoutRate = std::variant<double, Tensor>;
+
 // TF's arguments in TF's order with TF's defaults.
 struct DropoutOptions {
-  double rate = 0.5;  // the fraction dropped, in [0, 1)
+  // The fraction dropped, in [0, 1). A Tensor rate is checked when it runs: InvalidArgumentError
+  // naming the layer for a value outside [0, 1).
+  DropoutRate rate = 0.5;
   // Shape of the keep/drop mask, broadcast against the input (e.g. {-1, 1, 1, -1} drops whole
   // channels of NHWC images); -1 entries take the input's dim (TF's None). Unset: the input's
   // shape.
@@ -26,7 +33,7 @@ struct DropoutOptions {
 
 class Dropout {
  public:
-  // ValueError for a rate outside [0, 1).
+  // ValueError for a rate outside [0, 1), or a rate Tensor that is not a floating scalar.
   explicit Dropout(DropoutOptions options = {});
   // Dropout of `inputs` (float32 or float64, any shape); `training` overrides the options' one.
   Tensor operator()(const Tensor& inputs, std::optional<Predicate> training = {});
@@ -40,7 +47,8 @@ class Dropout {
   DropoutOptions options_;
 };
 
-// `dropout(h, {.rate = 0.3, .training = is_training})`: a new mask on every run in training.
+// `dropout(h, {.rate = 0.3, .training = is_training})`: a new mask on every run in training;
+// `.rate = keep_out` with a scalar placeholder takes the rate from each run's feed.
 [[nodiscard]] Tensor dropout(const Tensor& inputs, const DropoutOptions& options = {});
 
 }  // namespace ad::layers

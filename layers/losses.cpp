@@ -144,10 +144,11 @@ Tensor sparse_softmax_cross_entropy(const Tensor& labels, const Tensor& logits,
   }
   // TF squeezes labels of the logits' rank whose last dim is 1.
   if (ids.shape().rank() == rank && ids.shape()[rank - 1] == 1) ids = squeeze(ids, {-1});
-  if (ids.dtype() != DType::Int64 || ids.shape().rank() != rank - 1) {
-    throw ValueError(str(loss, ": labels '", labels.name(), "' ", labels.dtype(), labels.shape(),
-                         " must be int64 class indices with one dim less than logits ",
-                         logits.shape()));
+  if (!is_integer(ids.dtype()) || ids.shape().rank() != rank - 1) {
+    throw ValueError(
+        str(loss, ": labels '", labels.name(), "' ", labels.dtype(), labels.shape(),
+            " must be int64, int32 or uint8 class indices with one dim less than logits ",
+            logits.shape()));
   }
   Shape leading = logits.shape();
   leading.erase(rank - 1);

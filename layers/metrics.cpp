@@ -93,15 +93,16 @@ Tensor in_top_k(const Tensor& predictions, const Tensor& labels, std::int64_t k)
     fail(str("predictions '", predictions.name(), "' ", predictions.dtype(), predictions.shape(),
              " must be float32 or float64 [batch, classes]"));
   }
-  if (labels.dtype() != DType::Int64 || labels.shape().rank() != 1) {
+  if (!is_integer(labels.dtype()) || labels.shape().rank() != 1) {
     fail(str("labels '", labels.name(), "' ", labels.dtype(), labels.shape(),
-             " must be int64 class indices [batch]"));
+             " must be int64, int32 or uint8 class indices [batch]"));
   }
   if (!labels.shape().is_compatible_with(Shape{predictions.shape()[0]})) {
     fail(str("labels ", labels.shape(), " do not match predictions ", predictions.shape()));
   }
   if (k < 1) fail(str("k must be positive, got ", k));
-  const Tensor inputs[] = {predictions, labels};
+  const Tensor inputs[] = {predictions,
+                           labels.dtype() == DType::Int64 ? labels : cast(labels, DType::Int64)};
   return predictions.graph().record1(kInTopKOp, inputs,
                                      {DType::Bool, Shape{predictions.shape()[0]}}, InTopKAttrs{k});
 }

@@ -141,14 +141,10 @@ Tensor group_norm(const Tensor& inputs, int groups, int axis_arg, double epsilon
   return reshape(y, back);
 }
 
-}  // namespace
-
-Tensor layer_normalization(const Tensor& inputs, const LayerNormalizationOptions& options) {
-  check_inputs("layer_normalization", inputs, 1);
-  std::optional<VariableScope> scope;
-  detail::open_layer_scope(scope, inputs.graph(), true, options.name, options.reuse,
-                           "layer_normalization");
-  const std::string who = label("layer_normalization", scope->name());
+// The layers' bodies, run inside the layer's open variable scope `scope`.
+Tensor layer_norm_in_scope(const Tensor& inputs, const LayerNormalizationOptions& options,
+                           const std::string& scope) {
+  const std::string who = label("layer_normalization", scope);
   const Shape& shape = inputs.shape();
   std::vector<int> axes;
   for (const int a : options.axis.axes()) {
@@ -171,13 +167,34 @@ Tensor layer_normalization(const Tensor& inputs, const LayerNormalizationOptions
                        options.fused);
 }
 
+Tensor group_norm_in_scope(const Tensor& inputs, const GroupNormalizationOptions& options,
+                           const std::string& scope) {
+  return group_norm(inputs, options.groups, options.axis, options.epsilon, options.fused,
+                    parameter_options(options), label("group_normalization", scope));
+}
+
+Tensor instance_norm_in_scope(const Tensor& inputs, const InstanceNormalizationOptions& options,
+                              const std::string& scope) {
+  return group_norm(inputs, -1, options.axis, options.epsilon, options.fused,
+                    parameter_options(options), label("instance_normalization", scope));
+}
+
+}  // namespace
+
+Tensor layer_normalization(const Tensor& inputs, const LayerNormalizationOptions& options) {
+  check_inputs("layer_normalization", inputs, 1);
+  std::optional<VariableScope> scope;
+  detail::open_layer_scope(scope, inputs.graph(), true, options.name, options.reuse,
+                           "layer_normalization");
+  return layer_norm_in_scope(inputs, options, scope->name());
+}
+
 Tensor group_normalization(const Tensor& inputs, const GroupNormalizationOptions& options) {
   check_inputs("group_normalization", inputs, 2);
   std::optional<VariableScope> scope;
   detail::open_layer_scope(scope, inputs.graph(), true, options.name, options.reuse,
                            "group_normalization");
-  return group_norm(inputs, options.groups, options.axis, options.epsilon, options.fused,
-                    parameter_options(options), label("group_normalization", scope->name()));
+  return group_norm_in_scope(inputs, options, scope->name());
 }
 
 Tensor instance_normalization(const Tensor& inputs, const InstanceNormalizationOptions& options) {
@@ -185,8 +202,88 @@ Tensor instance_normalization(const Tensor& inputs, const InstanceNormalizationO
   std::optional<VariableScope> scope;
   detail::open_layer_scope(scope, inputs.graph(), true, options.name, options.reuse,
                            "instance_normalization");
-  return group_norm(inputs, -1, options.axis, options.epsilon, options.fused,
-                    parameter_options(options), label("instance_normalization", scope->name()));
+  return instance_norm_in_scope(inputs, options, scope->name());
+}
+
+// ---- class forms
+// ---------------------------------------------------------------------------------
+
+NormalizationLayer::NormalizationLayer(std::string name, Reuse reuse, const char* base_name,
+                                       int min_rank, bool center, bool scale)
+    : name_(std::move(name)),
+      reuse_(reuse),
+      base_name_(base_name),
+      min_rank_(min_rank),
+      center_(center),
+      scale_(scale) {}
+
+// The first call opens the layer's scope as the functional form would (uniquified default name)
+// and creates gamma and beta; later calls re-enter that scope with reuse, so they read the same
+// variables (get_variable's shape check refuses inputs with other normalized sizes).
+Tensor NormalizationLayer::operator()(const Tensor& inputs) {
+  check_inputs(base_name_, inputs, min_rank_);
+  Graph& graph = inputs.graph();
+  if (built_ && &graph != graph_) {
+    throw ValueError(str(label(base_name_, scope_name_), ": input '", inputs.name(),
+                         "' belongs to another graph than the layer's variables"));
+  }
+  std::optional<VariableScope> scope;
+  if (!built_) {
+    detail::open_layer_scope(scope, graph, false, name_, reuse_, base_name_);
+    scope_name_ = scope->name();
+  } else {
+    scope.emplace(graph, VariableScope::FullName{scope_name_}, Reuse::kTrue);
+  }
+  const Tensor out = call(inputs, scope_name_);
+  if (!built_) {
+    built_ = true;
+    graph_ = &graph;
+    if (scale_) gamma_ = get_variable_by_name(graph, scope_name_ + "/gamma");
+    if (center_) beta_ = get_variable_by_name(graph, scope_name_ + "/beta");
+  }
+  return out;
+}
+
+std::vector<Variable> NormalizationLayer::variables() const {
+  std::vector<Variable> out;
+  if (gamma_) out.push_back(gamma_);
+  if (beta_) out.push_back(beta_);
+  return out;
+}
+
+std::vector<Variable> NormalizationLayer::trainable_variables() const {
+  std::vector<Variable> out;
+  for (const auto& v : variables()) {
+    if (v.trainable()) out.push_back(v);
+  }
+  return out;
+}
+
+LayerNormalization::LayerNormalization(LayerNormalizationOptions options)
+    : NormalizationLayer(options.name, options.reuse, "layer_normalization", 1, options.center,
+                         options.scale),
+      options_(std::move(options)) {}
+
+Tensor LayerNormalization::call(const Tensor& inputs, const std::string& scope) {
+  return layer_norm_in_scope(inputs, options_, scope);
+}
+
+GroupNormalization::GroupNormalization(GroupNormalizationOptions options)
+    : NormalizationLayer(options.name, options.reuse, "group_normalization", 2, options.center,
+                         options.scale),
+      options_(std::move(options)) {}
+
+Tensor GroupNormalization::call(const Tensor& inputs, const std::string& scope) {
+  return group_norm_in_scope(inputs, options_, scope);
+}
+
+InstanceNormalization::InstanceNormalization(InstanceNormalizationOptions options)
+    : NormalizationLayer(options.name, options.reuse, "instance_normalization", 2, options.center,
+                         options.scale),
+      options_(std::move(options)) {}
+
+Tensor InstanceNormalization::call(const Tensor& inputs, const std::string& scope) {
+  return instance_norm_in_scope(inputs, options_, scope);
 }
 
 }  // namespace ad::layers

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "gradtape/autodiff/initializers.h"
 #include "gradtape/autodiff/tensor.h"
@@ -90,5 +91,77 @@ struct InstanceNormalizationOptions {
                                          const GroupNormalizationOptions& options = {});
 [[nodiscard]] Tensor instance_normalization(const Tensor& inputs,
                                             const InstanceNormalizationOptions& options = {});
+
+// The class forms (Keras's objects): the first call creates gamma and beta under the layer's
+// scope ("layer_normalization", "layer_normalization_1", ... or the options' name); later calls,
+// on other inputs, share them (same normalized sizes: ValueError otherwise, from get_variable).
+class NormalizationLayer {
+ public:
+  NormalizationLayer(const NormalizationLayer&) = delete;
+  NormalizationLayer& operator=(const NormalizationLayer&) = delete;
+  NormalizationLayer(NormalizationLayer&&) = default;
+  NormalizationLayer& operator=(NormalizationLayer&&) = default;
+  virtual ~NormalizationLayer() = default;
+
+  // The normalized inputs, as the functional form returns them.
+  Tensor operator()(const Tensor& inputs);
+  Tensor apply(const Tensor& inputs) { return (*this)(inputs); }
+
+  [[nodiscard]] bool built() const { return built_; }
+  // The variable scope, e.g. "layer_normalization_1" or "outer/ln".
+  [[nodiscard]] const std::string& scope_name() const { return scope_name_; }
+  // Empty Variable before the first call, and without scale (gamma) or center (beta).
+  [[nodiscard]] Variable gamma() const { return gamma_; }
+  [[nodiscard]] Variable beta() const { return beta_; }
+  [[nodiscard]] std::vector<Variable> variables() const;
+  [[nodiscard]] std::vector<Variable> trainable_variables() const;
+
+ protected:
+  NormalizationLayer(std::string name, Reuse reuse, const char* base_name, int min_rank,
+                     bool center, bool scale);
+
+ private:
+  // The layer's computation inside its open variable scope `scope`.
+  virtual Tensor call(const Tensor& inputs, const std::string& scope) = 0;
+
+  std::string name_;
+  Reuse reuse_;
+  const char* base_name_;
+  int min_rank_;
+  bool center_;
+  bool scale_;
+  bool built_ = false;
+  const Graph* graph_ = nullptr;
+  std::string scope_name_;
+  Variable gamma_;
+  Variable beta_;
+};
+
+class LayerNormalization : public NormalizationLayer {
+ public:
+  explicit LayerNormalization(LayerNormalizationOptions options = {});
+
+ private:
+  Tensor call(const Tensor& inputs, const std::string& scope) override;
+  LayerNormalizationOptions options_;
+};
+
+class GroupNormalization : public NormalizationLayer {
+ public:
+  explicit GroupNormalization(GroupNormalizationOptions options = {});
+
+ private:
+  Tensor call(const Tensor& inputs, const std::string& scope) override;
+  GroupNormalizationOptions options_;
+};
+
+class InstanceNormalization : public NormalizationLayer {
+ public:
+  explicit InstanceNormalization(InstanceNormalizationOptions options = {});
+
+ private:
+  Tensor call(const Tensor& inputs, const std::string& scope) override;
+  InstanceNormalizationOptions options_;
+};
 
 }  // namespace ad::layers

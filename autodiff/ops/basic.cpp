@@ -1,6 +1,7 @@
 // Placeholders, constants, identity, add_n, zeros/ones like, stop_gradient, group, sum_to.
 #include "autodiff/ops/basic.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -69,12 +70,10 @@ void fill_like_kernel(KernelContext& ctx) {
 void no_op_kernel(KernelContext&) {}
 
 template <class T>
-void sum_to(const Array& grad, Array& out) {
+void sum_to(const Array& grad, Array& out, double* a) {
   const auto plan = detail::make_broadcast_plan(grad.shape(), out.shape(), out.shape());
-  thread_local std::vector<double> acc;
-  acc.assign(static_cast<std::size_t>(out.size()), 0.0);
+  std::fill_n(a, out.size(), 0.0);
   const T* g = grad.data<T>().data();
-  double* a = acc.data();
   detail::for_each_run(plan, [&](std::int64_t off, std::int64_t o_off, std::int64_t, std::int64_t n,
                                  std::int64_t so, std::int64_t) {
     if (so == 0) {
@@ -88,7 +87,7 @@ void sum_to(const Array& grad, Array& out) {
     }
   });
   auto y = out.mutable_data<T>();
-  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<T>(acc[i]);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<T>(a[i]);
 }
 
 // Input 0: the gradient; input 1: the tensor whose run-time shape the result takes.
@@ -108,7 +107,10 @@ void sum_to_kernel(KernelContext& ctx) {
       ctx.fail(str("cannot sum ", grad.shape(), " to ", target));
   }
   Array& out = ctx.allocate_output(0, target);
-  dispatch_floating(grad.dtype(), [&](auto tag) { sum_to<decltype(tag)>(grad, out); });
+  // The sums in double, in a buffer counted against the session's memory cap.
+  const Scratch acc = ctx.scratch<double>(out.size(), "the double sums");
+  dispatch_floating(grad.dtype(),
+                    [&](auto tag) { sum_to<decltype(tag)>(grad, out, acc.data<double>()); });
 }
 
 template <class T>
@@ -148,12 +150,17 @@ void broadcast_like_gradient(GradContext& g) {
   g.set(0, sum_to_shape_of(g.grad_output(0), g.input(0)));
 }
 
-const OpDef kConstOp{.name = "Const", .kernel = const_kernel};
-const OpDef kIdentityOp{
-    .name = "Identity", .kernel = forward_input_kernel, .gradient = pass_gradient};
-const OpDef kPlaceholderWithDefaultOp{
-    .name = "PlaceholderWithDefault", .kernel = forward_input_kernel, .gradient = pass_gradient};
-const OpDef kStopGradientOp{.name = "StopGradient", .kernel = forward_input_kernel};
+const OpDef kConstOp{.name = "Const", .kernel = const_kernel, .narrow_integers = true};
+const OpDef kIdentityOp{.name = "Identity",
+                        .kernel = forward_input_kernel,
+                        .gradient = pass_gradient,
+                        .narrow_integers = true};
+const OpDef kPlaceholderWithDefaultOp{.name = "PlaceholderWithDefault",
+                                      .kernel = forward_input_kernel,
+                                      .gradient = pass_gradient,
+                                      .narrow_integers = true};
+const OpDef kStopGradientOp{
+    .name = "StopGradient", .kernel = forward_input_kernel, .narrow_integers = true};
 const OpDef kAddNOp{.name = "AddN", .kernel = add_n_kernel, .gradient = add_n_gradient};
 const OpDef kFillLikeOp{.name = "FillLike", .kernel = fill_like_kernel};
 const OpDef kNoOp{.name = "NoOp", .kernel = no_op_kernel};
@@ -164,7 +171,8 @@ const OpDef kBroadcastLikeOp{
 }  // namespace
 
 namespace detail {
-const OpDef kPlaceholderOp{.name = "Placeholder", .kernel = placeholder_kernel};
+const OpDef kPlaceholderOp{
+    .name = "Placeholder", .kernel = placeholder_kernel, .narrow_integers = true};
 }  // namespace detail
 
 Tensor placeholder(Graph& graph, DType dtype, const Shape& shape, std::string_view name) {

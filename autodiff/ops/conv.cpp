@@ -50,8 +50,8 @@ ConvWindow conv_window(std::int64_t in, std::int64_t size, std::int64_t stride,
 namespace {
 
 // Elements of im2col scratch per chunk of images (16 MB of float32): large enough for full-speed
-// GEMMs, small enough to stay in memory comfortably. The scratch is per thread and kept, so a
-// steady-state run allocates nothing.
+// GEMMs, small enough to stay in memory comfortably. The scratch comes from the session's pool, so
+// a steady-state run allocates nothing.
 constexpr std::int64_t kColBudget = std::int64_t{1} << 22;
 // Output positions per partial GEMM of the filter gradient.
 constexpr std::int64_t kRowBlock = 512;
@@ -141,14 +141,20 @@ TapColumns tap_columns(const Geometry& g, std::int64_t j) {
   return {offset, std::min(lo, hi), hi};
 }
 
-// Per-thread scratch buffers that only grow; `kSlot` tells apart buffers used at the same time.
-template <class T, int kSlot>
-T* scratch(std::int64_t elements) {
-  thread_local std::vector<T> buffer;
-  if (buffer.size() < static_cast<std::size_t>(elements))
-    buffer.resize(static_cast<std::size_t>(elements));
-  return buffer.data();
-}
+// The GEMM path's temporary buffers, taken from the session's pool for one kernel call (so they
+// count against its memory cap) and given back to it when the kernel returns: the column matrix of
+// a chunk of images, a chunk's outputs (or their gradients) as [F, count * P] for channels_first,
+// and, for the filter gradient, its double accumulator and a GEMM's partial.
+template <class T>
+struct Workspace {
+  Scratch col, matrix, sum, partial;
+  Workspace(KernelContext& ctx, const Geometry& g, bool filter_grad)
+      : col(ctx.scratch<T>(g.direct() ? 0 : g.images_per_chunk() * g.p() * g.k(), "im2col")),
+        matrix(ctx.scratch<T>(g.nchw ? g.images_per_chunk() * g.p() * g.f : 0,
+                              "channels_first outputs")),
+        sum(ctx.scratch<double>(filter_grad ? g.k() * g.f : 0, "filter gradient sums")),
+        partial(ctx.scratch<T>(filter_grad ? g.k() * g.f : 0, "filter gradient partials")) {}
+};
 
 // One image, channels_last: col[(oh, ow), (kh, kw, c)]. Walked tap by tap so the in-bounds
 // outputs of each image row are a range, and single channels are copied without a call.
@@ -311,12 +317,12 @@ void scatter_outputs(const Geometry& g, const T* matrix, std::int64_t count, T* 
 
 // y = conv(x, w): one GEMM per chunk of images.
 template <class T>
-void forward(const Geometry& g, const T* x, const T* w, T* y) {
+void forward(const Geometry& g, const Workspace<T>& ws, const T* x, const T* w, T* y) {
   const std::int64_t k = g.k();
   const std::int64_t p = g.p();
   const std::int64_t chunk = g.images_per_chunk();
-  T* col = g.direct() ? nullptr : scratch<T, 0>(chunk * p * k);
-  T* out = g.nchw ? scratch<T, 1>(chunk * p * g.f) : nullptr;
+  T* col = ws.col.template data<T>();
+  T* out = ws.matrix.template data<T>();
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
     const T* cols = fill_columns(g, x, n0, count, col);
@@ -335,20 +341,20 @@ void forward(const Geometry& g, const T* x, const T* w, T* y) {
 // (a float32 GEMM accumulates in float32; this keeps dw within 1e-6 of a float64 reference). The
 // blocks depend only on the shapes, so the result does not depend on the thread count.
 template <class T>
-void filter_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
+void filter_grad(const Geometry& g, const Workspace<T>& ws, const T* x, const T* dy, T* dw) {
   const std::int64_t k = g.k();
   const std::int64_t p = g.p();
   const std::int64_t size = k * g.f;
-  double* sum = scratch<double, 2>(size);
-  T* partial = scratch<T, 3>(size);
+  double* sum = ws.sum.template data<double>();
+  T* partial = ws.partial.template data<T>();
   std::fill_n(sum, size, 0.0);
   auto accumulate = [&] {
 #pragma omp simd
     for (std::int64_t i = 0; i < size; ++i) sum[i] += static_cast<double>(partial[i]);
   };
   const std::int64_t chunk = g.images_per_chunk();
-  T* col = g.direct() ? nullptr : scratch<T, 0>(chunk * p * k);
-  T* grads = g.nchw ? scratch<T, 1>(chunk * p * g.f) : nullptr;
+  T* col = ws.col.template data<T>();
+  T* grads = ws.matrix.template data<T>();
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
     const std::int64_t columns = count * p;
@@ -371,12 +377,12 @@ void filter_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
 
 // dx = col2im(dy w^T), one GEMM per chunk of images.
 template <class T>
-void input_grad(const Geometry& g, const T* w, const T* dy, T* dx) {
+void input_grad(const Geometry& g, const Workspace<T>& ws, const T* w, const T* dy, T* dx) {
   const std::int64_t k = g.k();
   const std::int64_t p = g.p();
   const std::int64_t chunk = g.images_per_chunk();
-  T* col = g.direct() ? nullptr : scratch<T, 0>(chunk * p * k);
-  T* grads = g.nchw ? scratch<T, 1>(chunk * p * g.f) : nullptr;
+  T* col = ws.col.template data<T>();
+  T* grads = ws.matrix.template data<T>();
   for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
     const std::int64_t count = std::min(chunk, g.n - n0);
     T* cols = g.direct() ? dx + n0 * g.in_image() : col;
@@ -404,28 +410,43 @@ detail::OnednnConv onednn(const Geometry& g) {
           g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.pb, g.pr, g.nchw};
 }
 
+// The oneDNN calls' own buffers are counted against the session's cap while they run.
 template <class T>
-void run_forward(const Geometry& g, const T* x, const T* w, T* y) {
+void run_forward(KernelContext& ctx, const Geometry& g, const T* x, const T* w, T* y) {
   if constexpr (std::is_same_v<T, float>) {
-    if (use_onednn(g)) return detail::onednn_conv_forward(onednn(g), x, w, y);
+    if (use_onednn(g)) {
+      const auto held = ctx.reserve_scratch(
+          detail::onednn_conv_scratch_bytes(onednn(g), detail::OnednnPass::kForward), "oneDNN");
+      return detail::onednn_conv_forward(onednn(g), x, w, y);
+    }
   }
-  forward<T>(g, x, w, y);
+  forward<T>(g, Workspace<T>(ctx, g, false), x, w, y);
 }
 
 template <class T>
-void run_input_grad(const Geometry& g, const T* w, const T* dy, T* dx) {
+void run_input_grad(KernelContext& ctx, const Geometry& g, const T* w, const T* dy, T* dx) {
   if constexpr (std::is_same_v<T, float>) {
-    if (use_onednn(g)) return detail::onednn_conv_backward_data(onednn(g), w, dy, dx);
+    if (use_onednn(g)) {
+      const auto held = ctx.reserve_scratch(
+          detail::onednn_conv_scratch_bytes(onednn(g), detail::OnednnPass::kBackwardData),
+          "oneDNN");
+      return detail::onednn_conv_backward_data(onednn(g), w, dy, dx);
+    }
   }
-  input_grad<T>(g, w, dy, dx);
+  input_grad<T>(g, Workspace<T>(ctx, g, false), w, dy, dx);
 }
 
 template <class T>
-void run_filter_grad(const Geometry& g, const T* x, const T* dy, T* dw) {
+void run_filter_grad(KernelContext& ctx, const Geometry& g, const T* x, const T* dy, T* dw) {
   if constexpr (std::is_same_v<T, float>) {
-    if (use_onednn(g)) return detail::onednn_conv_backward_weights(onednn(g), x, dy, dw);
+    if (use_onednn(g)) {
+      const auto held = ctx.reserve_scratch(
+          detail::onednn_conv_scratch_bytes(onednn(g), detail::OnednnPass::kBackwardWeights),
+          "oneDNN");
+      return detail::onednn_conv_backward_weights(onednn(g), x, dy, dw);
+    }
   }
-  filter_grad<T>(g, x, dy, dw);
+  filter_grad<T>(g, Workspace<T>(ctx, g, true), x, dy, dw);
 }
 
 template <class Ctx>
@@ -448,7 +469,7 @@ void conv2d_kernel(KernelContext& ctx) {
   Array& y = ctx.allocate_output(0, g.output_shape());
   dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    run_forward<T>(g, x.data<T>().data(), w.data<T>().data(), y.mutable_data<T>().data());
+    run_forward<T>(ctx, g, x.data<T>().data(), w.data<T>().data(), y.mutable_data<T>().data());
   });
 }
 
@@ -465,7 +486,7 @@ void backprop_input_kernel(KernelContext& ctx) {
   Array& dx = ctx.allocate_output(0, in);
   dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    run_input_grad<T>(g, w.data<T>().data(), dy.data<T>().data(), dx.mutable_data<T>().data());
+    run_input_grad<T>(ctx, g, w.data<T>().data(), dy.data<T>().data(), dx.mutable_data<T>().data());
   });
 }
 
@@ -478,7 +499,8 @@ void backprop_filter_kernel(KernelContext& ctx) {
   Array& dw = ctx.allocate_output(0, attrs.filter_sizes);
   dispatch_floating(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    run_filter_grad<T>(g, x.data<T>().data(), dy.data<T>().data(), dw.mutable_data<T>().data());
+    run_filter_grad<T>(ctx, g, x.data<T>().data(), dy.data<T>().data(),
+                       dw.mutable_data<T>().data());
   });
 }
 

@@ -377,4 +377,33 @@ void onednn_conv_backward_weights(const OnednnConv& c, const float* x, const flo
   }
 }
 
+std::size_t onednn_conv_scratch_bytes(const OnednnConv& c, OnednnPass pass) {
+  if (c.n == 0) return 0;
+  const Chunks ch = chunks(c.n);
+  const Direction direction = pass == OnednnPass::kForward        ? Direction::kForward
+                              : pass == OnednnPass::kBackwardData ? Direction::kBackwardData
+                                                                  : Direction::kBackwardWeights;
+  const auto primitives = chunk_primitives(direction, c, ch);
+  // A layout the primitive reads or writes through a buffer of its own.
+  auto buffer = [](const Layout& l) { return l.to_primitive ? l.primitive.get_size() : 0; };
+  std::size_t per_chunk = 0;  // the largest over the full and the last chunk's primitives
+  std::size_t filters = 0;    // the filter in each primitive's layout, on the calling thread
+  for (const Prepared* p : {primitives.full, primitives.last}) {
+    per_chunk =
+        std::max(per_chunk, p->scratchpad.get_size() + buffer(p->src) + buffer(p->dst) +
+                                (pass == OnednnPass::kBackwardWeights ? buffer(p->weights) : 0));
+    if (pass != OnednnPass::kBackwardWeights) filters += buffer(p->weights);
+  }
+  if (primitives.last == primitives.full) filters /= 2;
+  // Threads that hold chunk buffers at once, as for_each_chunk runs them.
+  const bool serial = ch.native || ch.count == 1 || omp_in_parallel() || omp_get_max_threads() == 1;
+  const auto threads = static_cast<std::size_t>(
+      serial ? 1 : std::min<std::int64_t>(ch.count, omp_get_max_threads()));
+  const std::size_t partials =
+      pass == OnednnPass::kBackwardWeights && ch.count > 1
+          ? static_cast<std::size_t>(ch.count * c.kh * c.kw * c.c * c.f) * sizeof(float)
+          : 0;
+  return threads * per_chunk + filters + partials;
+}
+
 }  // namespace ad::detail

@@ -12,6 +12,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
+#include "autodiff/internal/convert_element.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/internal/broadcast.h"
@@ -118,6 +119,19 @@ void checked_integer_kernel(KernelContext& ctx, IntegerOp op) {
     ctx.fail(str("integer overflow: an element of ", a.shape(),
                  op == IntegerOp::kDivide ? " / " : " ^ ", b.shape(), " does not fit in int64"));
   }
+}
+
+// compare_kernel, also over Int32 and UInt8 operands (labels, pixels), which the comparisons take.
+template <class F>
+void compare_any_kernel(KernelContext& ctx) {
+  const Array& a = ctx.input(0);
+  const Array& b = ctx.input(1);
+  if (!is_narrow_integer(a.dtype())) return compare_kernel<F>(ctx);
+  Array& out = ctx.allocate_output(0, detail::runtime_broadcast(ctx, a.shape(), b.shape()));
+  dispatch_any(a.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    detail::binary_loop<T, bool>(a, b, out, [](T x, T y) { return static_cast<bool>(F{}(x, y)); });
+  });
 }
 
 void require_bool(const char* op, const Tensor& a) {
@@ -249,40 +263,49 @@ Tensor squared_difference(const Tensor& a, const Tensor& b) {
 
 Tensor less(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
-      .name = "Less", .kernel = compare_kernel<decltype([](auto x, auto y) { return x < y; })>};
+      .name = "Less",
+      .kernel = compare_any_kernel<decltype([](auto x, auto y) { return x < y; })>,
+      .narrow_integers = true};
   return record_binary(kOp, a, b, kComparison);
 }
 
 Tensor less_equal(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
       .name = "LessEqual",
-      .kernel = compare_kernel<decltype([](auto x, auto y) { return x <= y; })>};
+      .kernel = compare_any_kernel<decltype([](auto x, auto y) { return x <= y; })>,
+      .narrow_integers = true};
   return record_binary(kOp, a, b, kComparison);
 }
 
 Tensor greater(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
-      .name = "Greater", .kernel = compare_kernel<decltype([](auto x, auto y) { return x > y; })>};
+      .name = "Greater",
+      .kernel = compare_any_kernel<decltype([](auto x, auto y) { return x > y; })>,
+      .narrow_integers = true};
   return record_binary(kOp, a, b, kComparison);
 }
 
 Tensor greater_equal(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
       .name = "GreaterEqual",
-      .kernel = compare_kernel<decltype([](auto x, auto y) { return x >= y; })>};
+      .kernel = compare_any_kernel<decltype([](auto x, auto y) { return x >= y; })>,
+      .narrow_integers = true};
   return record_binary(kOp, a, b, kComparison);
 }
 
 Tensor equal(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
-      .name = "Equal", .kernel = compare_kernel<decltype([](auto x, auto y) { return x == y; })>};
+      .name = "Equal",
+      .kernel = compare_any_kernel<decltype([](auto x, auto y) { return x == y; })>,
+      .narrow_integers = true};
   return record_binary(kOp, a, b, kEquality);
 }
 
 Tensor not_equal(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
       .name = "NotEqual",
-      .kernel = compare_kernel<decltype([](auto x, auto y) { return x != y; })>};
+      .kernel = compare_any_kernel<decltype([](auto x, auto y) { return x != y; })>,
+      .narrow_integers = true};
   return record_binary(kOp, a, b, kEquality);
 }
 
@@ -418,21 +441,25 @@ Tensor cast(const Tensor& x, DType dtype) {
   static constexpr auto kKernel = [](KernelContext& ctx) {
     const Array& in = ctx.input(0);
     Array& out = ctx.allocate_output(0, in.shape());
-    dispatch_all(in.dtype(), [&](auto from_tag) {
+    dispatch_any(in.dtype(), [&](auto from_tag) {
       using From = decltype(from_tag);
       const From* src = in.data<From>().data();
-      dispatch_all(out.dtype(), [&](auto to_tag) {
+      dispatch_any(out.dtype(), [&](auto to_tag) {
         using To = decltype(to_tag);
         To* y = out.mutable_data<To>().data();
         const std::int64_t n = in.size();
-        for (std::int64_t i = 0; i < n; ++i) y[i] = static_cast<To>(src[i]);
+        for (std::int64_t i = 0; i < n; ++i) y[i] = detail::convert_element<To>(src[i]);
       });
     });
   };
-  static constexpr OpDef kOp{.name = "Cast", .kernel = kKernel, .gradient = [](GradContext& g) {
-                               if (is_floating(g.output(0).dtype()))
-                                 g.set(0, cast(g.grad_output(0), g.input(0).dtype()));
-                             }};
+  static constexpr OpDef kOp{.name = "Cast",
+                             .kernel = kKernel,
+                             .gradient =
+                                 [](GradContext& g) {
+                                   if (is_floating(g.output(0).dtype()))
+                                     g.set(0, cast(g.grad_output(0), g.input(0).dtype()));
+                                 },
+                             .narrow_integers = true};
   if (!x) throw ValueError("Cast: the input is an empty Tensor");
   if (x.dtype() == dtype) return x;
   const Tensor inputs[] = {x};

@@ -6,6 +6,7 @@
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
+#include "autodiff/internal/convert_element.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
@@ -46,11 +47,12 @@ struct FillAttrs {
   double value = 0;
 };
 
+// Every dtype, with Cast's conversion of `value` (zeros and ones initialize int32 variables too).
 void fill_array(Array& out, double value) {
-  dispatch_all(out.dtype(), [&](auto tag) {
+  dispatch_any(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     auto y = out.mutable_data<T>();
-    std::fill(y.begin(), y.end(), static_cast<T>(value));
+    std::fill(y.begin(), y.end(), detail::convert_element<T>(value));
   });
 }
 
@@ -70,10 +72,11 @@ void size_kernel(KernelContext& ctx) {
   ctx.allocate_output(0, Shape{}).mutable_data<std::int64_t>()[0] = ctx.input(0).size();
 }
 
-const OpDef kFillOp{.name = "Fill", .kernel = fill_kernel};
-const OpDef kFillByTensorOp{.name = "Fill", .kernel = fill_by_tensor_kernel};
-const OpDef kShapeOp{.name = "Shape", .kernel = shape_kernel};
-const OpDef kSizeOp{.name = "Size", .kernel = size_kernel};
+const OpDef kFillOp{.name = "Fill", .kernel = fill_kernel, .narrow_integers = true};
+const OpDef kFillByTensorOp{
+    .name = "Fill", .kernel = fill_by_tensor_kernel, .narrow_integers = true};
+const OpDef kShapeOp{.name = "Shape", .kernel = shape_kernel, .narrow_integers = true};
+const OpDef kSizeOp{.name = "Size", .kernel = size_kernel, .narrow_integers = true};
 
 }  // namespace
 

@@ -150,10 +150,18 @@ FusedBatchNormGrad composed_grad(const FusedBatchNormGradInputs& in, const Fused
   return {dx, dscale, doffset};
 }
 
+// The formulas read fresh identities of the inputs: differentiated with respect to those, no path
+// runs through the nodes that made the inputs (dy often depends on x), which the tape already
+// follows from each input and would otherwise count twice.
 void fused_grad_gradient(GradContext& g) {
   const auto& attrs = g.attrs<FusedGradAttrs>();
   const Slots& slots = attrs.slots;
-  auto input = [&](int slot) { return slot < 0 ? Tensor() : g.input(slot); };
+  std::vector<Tensor> fresh(static_cast<std::size_t>(g.num_inputs()));
+  for (int i = 0; i < g.num_inputs(); ++i)
+    fresh[static_cast<std::size_t>(i)] = identity(g.input(i));
+  auto input = [&](int slot) {
+    return slot < 0 ? Tensor() : fresh[static_cast<std::size_t>(slot)];
+  };
   const FusedBatchNormGradInputs in{input(slots.dy), input(slots.x), input(slots.scale),
                                     input(slots.mean), input(slots.variance)};
   const FusedBatchNormGrad firsts = composed_grad(in, attrs);
@@ -172,7 +180,7 @@ void fused_grad_gradient(GradContext& g) {
   if (in.scale) target_slots.push_back(slots.scale);
   if (!attrs.training) target_slots.insert(target_slots.end(), {slots.mean, slots.variance});
   std::vector<GradTarget> targets;
-  for (const int slot : target_slots) targets.emplace_back(g.input(slot));
+  for (const int slot : target_slots) targets.emplace_back(input(slot));
   const auto grads = gradients(ys, targets, grad_ys);
   for (std::size_t i = 0; i < target_slots.size(); ++i) g.set(target_slots[i], grads[i]);
 }

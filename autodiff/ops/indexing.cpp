@@ -9,12 +9,14 @@
 
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
+#include "autodiff/internal/convert_element.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/internal/array_loops.h"
 #include "autodiff/ops/internal/broadcast.h"
+#include "autodiff/ops/internal/index_values.h"
 #include "autodiff/ops/internal/op_errors.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/reduce.h"
@@ -68,9 +70,9 @@ GatherDims gather_dims(const Shape& params, int axis, std::int64_t m) {
   return g;
 }
 
-void check_indices(const KernelContext& ctx, const Array& indices, const Shape& params, int axis) {
+void check_indices(const KernelContext& ctx, std::span<const std::int64_t> idx,
+                   const Array& indices, const Shape& params, int axis) {
   const std::int64_t n = params[axis];
-  const auto idx = indices.data<std::int64_t>();
   for (std::size_t i = 0; i < idx.size(); ++i) {
     if (idx[i] >= 0 && idx[i] < n) continue;
     std::vector<std::int64_t> position(u(indices.rank()));
@@ -98,9 +100,11 @@ void gather_kernel(KernelContext& ctx) {
   const Array& indices = ctx.input(1);
   const int axis = ctx.attrs<AxisAttrs>().axis;
   const GatherDims g = gather_dims(params.shape(), axis, indices.size());
-  check_indices(ctx, indices, params.shape(), axis);
+  std::vector<std::int64_t> widened;
+  const std::int64_t* idx = detail::index_values(indices, widened).data();
+  check_indices(ctx, {idx, static_cast<std::size_t>(indices.size())}, indices, params.shape(),
+                axis);
   Array& out = ctx.allocate_output(0, gathered_shape(params.shape(), indices.shape(), axis));
-  const std::int64_t* idx = indices.data<std::int64_t>().data();
   dispatch_all(params.dtype(), [&](auto tag) {
     using T = decltype(tag);
     const T* in = params.data<T>().data();
@@ -118,23 +122,31 @@ void gather_kernel(KernelContext& ctx) {
 // row of dy. The indices are bucketed by target row (a counting sort), then threads split the
 // output rows and each row adds its dy rows in index order, in double: no atomics, and the result
 // is the same for any thread count.
+// `buckets` holds scatter_add_buckets(g, idx.size()) elements.
+std::int64_t scatter_add_buckets(const GatherDims& g, std::size_t indices) {
+  return 2 * (g.n + 1) + static_cast<std::int64_t>(indices);
+}
+
 template <class T>
-void scatter_add(const T* dy, std::span<const std::int64_t> idx, const GatherDims& g, T* out) {
-  std::vector<std::int64_t> start(static_cast<std::size_t>(g.n + 1), 0);
-  for (auto i : idx) ++start[static_cast<std::size_t>(i + 1)];
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  std::vector<std::int64_t> order(idx.size());
-  std::vector<std::int64_t> cursor(start.begin(), start.end() - 1);
+void scatter_add(const T* dy, std::span<const std::int64_t> idx, const GatherDims& g, T* out,
+                 std::int64_t* buckets) {
+  // start[r]: the first of row r's indices in `order`; cursor: where the next one goes.
+  std::int64_t* start = buckets;
+  std::int64_t* cursor = buckets + g.n + 1;
+  std::int64_t* order = buckets + 2 * (g.n + 1);
+  std::fill_n(start, g.n + 1, 0);
+  for (auto i : idx) ++start[i + 1];
+  std::partial_sum(start, start + g.n + 1, start);
+  std::copy_n(start, g.n, cursor);
   for (std::size_t j = 0; j < idx.size(); ++j)
-    order[static_cast<std::size_t>(cursor[static_cast<std::size_t>(idx[j])]++)] =
-        static_cast<std::int64_t>(j);
+    order[cursor[idx[j]]++] = static_cast<std::int64_t>(j);
   const std::int64_t rows = g.outer * g.n;
   for_each_index(rows, g.outer * g.m * g.inner >= kParallelElements, [&](std::int64_t t) {
     const std::int64_t o = t / g.n;
     const auto r = static_cast<std::size_t>(t % g.n);
     double* a = zeroed_scratch(g.inner);
     for (std::int64_t k = start[r]; k < start[r + 1]; ++k) {
-      const T* row = dy + (o * g.m + order[static_cast<std::size_t>(k)]) * g.inner;
+      const T* row = dy + (o * g.m + order[k]) * g.inner;
 #pragma omp simd
       for (std::int64_t c = 0; c < g.inner; ++c) a[c] += static_cast<double>(row[c]);
     }
@@ -149,15 +161,20 @@ void gather_grad_kernel(KernelContext& ctx) {
   const Shape shape = shape_from_input(ctx, 2);
   const int axis = ctx.attrs<AxisAttrs>().axis;
   const GatherDims g = gather_dims(shape, axis, indices.size());
-  check_indices(ctx, indices, shape, axis);
+  std::vector<std::int64_t> widened;
+  const auto idx = detail::index_values(indices, widened);
+  check_indices(ctx, idx, indices, shape, axis);
   if (dy.size() != g.outer * g.m * g.inner)
     ctx.fail(str("gradient ", dy.shape(), " does not match params ", shape, " and indices ",
                  indices.shape()));
   Array& out = ctx.allocate_output(0, shape);
   if (out.size() == 0) return;
+  const Scratch buckets =
+      ctx.scratch<std::int64_t>(scatter_add_buckets(g, idx.size()), "the index buckets");
   dispatch_floating(dy.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    scatter_add(dy.data<T>().data(), indices.data<std::int64_t>(), g, out.mutable_data<T>().data());
+    scatter_add(dy.data<T>().data(), idx, g, out.mutable_data<T>().data(),
+                buckets.data<std::int64_t>());
   });
 }
 
@@ -171,9 +188,15 @@ void gather_grad_gradient(GradContext& g) {
   g.set(0, gather(g.grad_output(0), g.input(1), g.attrs<AxisAttrs>().axis));
 }
 
-const OpDef kGatherOp{.name = "GatherV2", .kernel = gather_kernel, .gradient = gather_gradient};
-const OpDef kGatherGradOp{
-    .name = "GatherGrad", .kernel = gather_grad_kernel, .gradient = gather_grad_gradient};
+// Indices may be Int64, Int32 or UInt8 (the builder keeps narrow integers out of params).
+const OpDef kGatherOp{.name = "GatherV2",
+                      .kernel = gather_kernel,
+                      .gradient = gather_gradient,
+                      .narrow_integers = true};
+const OpDef kGatherGradOp{.name = "GatherGrad",
+                          .kernel = gather_grad_kernel,
+                          .gradient = gather_grad_gradient,
+                          .narrow_integers = true};
 
 Tensor gather_grad(const Tensor& dy, const Tensor& indices, const Tensor& params, int axis) {
   const Tensor inputs[] = {dy, indices, shape(params)};
@@ -189,9 +212,15 @@ Tensor gather(const Tensor& params, const Tensor& indices, int axis) {
   const std::string who = op_label(params.graph(), "gather", "GatherV2");
   const int rank = params.shape().rank();
   if (rank == 0) throw ValueError(str(who, ": params '", params.name(), "' is a scalar"));
-  if (indices.dtype() != DType::Int64) {
+  if (!is_integer(indices.dtype())) {
     throw ValueError(str(who, ": indices '", indices.name(), "' are ", indices.dtype(),
-                         "; expected int64 (use ad::cast)"));
+                         "; expected int64, int32 or uint8 (use ad::cast)"));
+  }
+  if (is_narrow_integer(params.dtype())) {
+    throw ValueError(
+        str(who, ": params '", params.name(), "' are ", params.dtype(),
+            ", which GatherV2 does not support (cast them to int64 or a floating dtype "
+            "first)"));
   }
   if (axis < -rank || axis >= rank) {
     throw ValueError(str(who, ": axis ", axis, " is out of range for params '", params.name(), "' ",
@@ -221,20 +250,21 @@ void one_hot_kernel(KernelContext& ctx) {
   shape.push_back(attrs.depth);
   detail::require_countable(ctx, shape);
   Array& out = ctx.allocate_output(0, shape);
-  const auto idx = indices.data<std::int64_t>();
-  dispatch_all(out.dtype(), [&](auto tag) {
+  std::vector<std::int64_t> widened;
+  const auto idx = detail::index_values(indices, widened);
+  dispatch_any(out.dtype(), [&](auto tag) {
     using T = decltype(tag);
     auto y = out.mutable_data<T>();
-    std::fill(y.begin(), y.end(), static_cast<T>(attrs.off));
+    std::fill(y.begin(), y.end(), detail::convert_element<T>(attrs.off));
     for (std::size_t i = 0; i < idx.size(); ++i) {
       if (idx[i] >= 0 && idx[i] < attrs.depth)
         y[i * static_cast<std::size_t>(attrs.depth) + static_cast<std::size_t>(idx[i])] =
-            static_cast<T>(attrs.on);
+            detail::convert_element<T>(attrs.on);
     }
   });
 }
 
-const OpDef kOneHotOp{.name = "OneHot", .kernel = one_hot_kernel};
+const OpDef kOneHotOp{.name = "OneHot", .kernel = one_hot_kernel, .narrow_integers = true};
 
 }  // namespace
 
@@ -242,9 +272,9 @@ Tensor one_hot(const Tensor& indices, std::int64_t depth, double on_value, doubl
                DType dtype) {
   require_tensor(indices, "one_hot");
   const std::string who = op_label(indices.graph(), "one_hot", "OneHot");
-  if (indices.dtype() != DType::Int64) {
+  if (!is_integer(indices.dtype())) {
     throw ValueError(str(who, ": indices '", indices.name(), "' are ", indices.dtype(),
-                         "; expected int64 (use ad::cast)"));
+                         "; expected int64, int32 or uint8 (use ad::cast)"));
   }
   if (depth < 0) throw ValueError(str(who, ": depth ", depth, " is negative"));
   Shape shape = indices.shape();

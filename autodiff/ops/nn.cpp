@@ -23,6 +23,7 @@
 #include "autodiff/ops/basic.h"
 #include "autodiff/ops/elementwise.h"
 #include "autodiff/ops/internal/fixed_lanes.h"
+#include "autodiff/ops/internal/index_values.h"
 #include "autodiff/ops/internal/op_errors.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/reduce.h"
@@ -297,7 +298,8 @@ void sparse_xent_kernel(KernelContext& ctx) {
   check_batch(ctx, labels.shape(), logits.shape());
   const std::int64_t batch = logits.shape()[0];
   const std::int64_t classes = logits.shape()[1];
-  const auto label = labels.data<std::int64_t>();
+  std::vector<std::int64_t> widened;
+  const auto label = detail::index_values(labels, widened);
   check_labels(ctx, label, classes);
   Array& loss = ctx.allocate_output(0, Shape{batch});
   Array& probs = ctx.allocate_output(1, logits.shape());
@@ -332,7 +334,8 @@ void sparse_xent_grad_kernel(KernelContext& ctx) {
   check_batch(ctx, dloss.shape(), probs.shape());
   const std::int64_t batch = probs.shape()[0];
   const std::int64_t classes = probs.shape()[1];
-  const auto label = labels.data<std::int64_t>();
+  std::vector<std::int64_t> widened;
+  const auto label = detail::index_values(labels, widened);
   check_labels(ctx, label, classes);
   Array& out = ctx.allocate_output(0, probs.shape());
   dispatch_floating(probs.dtype(), [&](auto tag) {
@@ -376,12 +379,15 @@ void sparse_xent_gradient(GradContext& g) {
   if (const Tensor dprobs = g.grad_output(1)) g.set(1, softmax_jvp(probs, dprobs, 1));
 }
 
+// The labels may be Int64, Int32 or UInt8.
 const OpDef kSparseXentOp{.name = "SparseSoftmaxCrossEntropyWithLogits",
                           .kernel = sparse_xent_kernel,
-                          .gradient = sparse_xent_gradient};
+                          .gradient = sparse_xent_gradient,
+                          .narrow_integers = true};
 const OpDef kSparseXentGradOp{.name = "SparseSoftmaxCrossEntropyWithLogitsGrad",
                               .kernel = sparse_xent_grad_kernel,
-                              .gradient = sparse_xent_grad_gradient};
+                              .gradient = sparse_xent_grad_gradient,
+                              .narrow_integers = true};
 
 Tensor sparse_xent_grad(const Tensor& labels, const Tensor& probs, const Tensor& dloss) {
   const Tensor inputs[] = {labels, probs, dloss};
@@ -598,9 +604,9 @@ Tensor sparse_softmax_cross_entropy_with_logits(const Tensor& labels, const Tens
   require_present(op.name, "labels", labels);
   require_floating(op.name, "logits", logits);
   const std::string label = op_label(op, logits.graph());
-  if (labels.dtype() != DType::Int64 || labels.shape().rank() != 1) {
+  if (!is_integer(labels.dtype()) || labels.shape().rank() != 1) {
     throw ValueError(str(label, ": labels ", describe(labels),
-                         " must be int64 class indices of rank 1 (shape [batch])"));
+                         " must be int64, int32 or uint8 class indices of rank 1 (shape [batch])"));
   }
   if (logits.shape().rank() != 2) {
     throw ValueError(

@@ -9,6 +9,7 @@
 // 1 (the keepdims shape); the batch-norm builders also accept any shape holding as many values.
 #pragma once
 
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -131,6 +132,34 @@ struct FusedBatchNorm {
                                               const Tensor& variance, double epsilon,
                                               const std::vector<int>& reduction_axes,
                                               bool training);
+
+// ---- synchronized batch normalization ----------------------------------------------------------
+
+// Sums a tensor over the processes of a job (see global_moments_hook.h), differentiably.
+using GlobalSumFn = std::function<Tensor(const Tensor&)>;
+
+// The inputs of synchronized_batch_norm; `scale` and `offset` may be empty.
+struct SynchronizedBatchNormInputs {
+  Tensor x{};         // this process's share of the batch
+  Tensor scale{};     // any shape holding the per-channel values
+  Tensor offset{};    // likewise
+  Tensor mean{};      // the mean over the whole batch of all processes (keepdims shape)
+  Tensor variance{};  // its biased variance
+  Tensor count{};     // Float64 scalar: the whole batch's elements per channel
+};
+
+// Training batch normalization of this process's share x of a batch spread over several
+// processes, with the statistics of the whole batch (computed by the caller, e.g. with
+// ad::distributed::global_moments_and_count, as differentiable functions of x): y is the formula
+// above (normalize_channels). The gradient is hand-written: each process's two per-channel sums
+// (of dy and of dy * (x - mean)) are added over the processes by `global_sum`, and dx follows with
+// the global count, as if one process held the whole batch (the objective being the sum of the
+// processes' losses); dscale and doffset are this process's own sums. No gradient is sent to
+// mean, variance or count, since dx already includes their dependence on x. Double backward works
+// (through the statistics' and global_sum's own gradients).
+[[nodiscard]] Tensor synchronized_batch_norm(const SynchronizedBatchNormInputs& inputs,
+                                             double epsilon, const std::vector<int>& reduction_axes,
+                                             const GlobalSumFn& global_sum);
 
 // ---- layer, group and instance normalization ----------------------------------------------------
 

@@ -197,18 +197,23 @@ void random_by_tensor_kernel(KernelContext& ctx) {
 const OpDef kRandomNormalOp{.name = "RandomStandardNormal", .kernel = random_kernel};
 const OpDef kRandomUniformOp{.name = "RandomUniform", .kernel = random_kernel};
 const OpDef kTruncatedNormalOp{.name = "TruncatedNormal", .kernel = random_kernel};
+// The same ops shaped by a run-time shape tensor (input 0); same attributes, so the same values.
+const OpDef kRandomNormalByTensorOp{.name = "RandomStandardNormal",
+                                    .kernel = random_by_tensor_kernel};
 const OpDef kRandomUniformByTensorOp{.name = "RandomUniform", .kernel = random_by_tensor_kernel};
+const OpDef kTruncatedNormalByTensorOp{.name = "TruncatedNormal",
+                                       .kernel = random_by_tensor_kernel};
 
-const OpDef& op_for(Distribution distribution) {
+const OpDef& op_for(Distribution distribution, bool by_tensor) {
   switch (distribution) {
     case Distribution::Normal:
-      return kRandomNormalOp;
+      return by_tensor ? kRandomNormalByTensorOp : kRandomNormalOp;
     case Distribution::Uniform:
-      return kRandomUniformOp;
+      return by_tensor ? kRandomUniformByTensorOp : kRandomUniformOp;
     case Distribution::TruncatedNormal:
       break;
   }
-  return kTruncatedNormalOp;
+  return by_tensor ? kTruncatedNormalByTensorOp : kTruncatedNormalOp;
 }
 
 // The attributes of a random op: checks and the Philox key from the graph and op seeds.
@@ -236,7 +241,7 @@ RandomAttrs make_attrs(Graph& graph, std::string_view who, Distribution distribu
 
 Tensor record_random(Graph& graph, const Shape& shape, std::string_view fn,
                      Distribution distribution, double a, double b, const RandomOptions& options) {
-  const OpDef& op = op_for(distribution);
+  const OpDef& op = op_for(distribution, false);
   const std::string who = detail::op_label(graph, fn, op.name);
   if (!shape.is_fully_defined()) {
     throw ValueError(str(who, ": shape ", shape,
@@ -245,6 +250,20 @@ Tensor record_random(Graph& graph, const Shape& shape, std::string_view fn,
   detail::require_countable(who, shape);
   return graph.record1(op, {}, {options.dtype, shape},
                        make_attrs(graph, who, distribution, a, b, options));
+}
+
+// The static shape is as much of `dims`'s value as is known when recording (all of it for a
+// constant or shape(x) of a known x); the kernel checks the fed value.
+Tensor record_random_by_tensor(const Tensor& dims, std::string_view fn, Distribution distribution,
+                               double a, double b, const RandomOptions& options) {
+  if (!dims) throw ValueError(str(fn, ": the shape tensor is empty"));
+  Graph& graph = dims.graph();
+  const OpDef& op = op_for(distribution, true);
+  const std::string who = detail::op_label(graph, fn, op.name);
+  const Shape shape = detail::static_dims_value(dims, who, false);
+  const Tensor inputs[] = {dims};
+  return graph.record1(op, inputs, {options.dtype, shape},
+                       make_attrs(graph, who, distribution, a, b, options), op.name);
 }
 
 }  // namespace
@@ -273,16 +292,22 @@ Tensor truncated_normal(Graph& graph, const Shape& shape, double mean, double st
                        stddev, options);
 }
 
-Tensor random_uniform(const Tensor& dims, double minval, double maxval,
+Tensor random_normal(const Tensor& shape, double mean, double stddev,
+                     const RandomOptions& options) {
+  return record_random_by_tensor(shape, "random_normal", Distribution::Normal, mean, stddev,
+                                 options);
+}
+
+Tensor random_uniform(const Tensor& shape, double minval, double maxval,
                       const RandomOptions& options) {
-  if (!dims) throw ValueError("random_uniform: the dims tensor is empty");
-  Graph& graph = dims.graph();
-  const std::string who = detail::op_label(graph, "random_uniform", "RandomUniform");
-  const Shape shape = detail::static_dims_value(dims, who, false);
-  const Tensor inputs[] = {dims};
-  return graph.record1(kRandomUniformByTensorOp, inputs, {options.dtype, shape},
-                       make_attrs(graph, who, Distribution::Uniform, minval, maxval, options),
-                       "RandomUniform");
+  return record_random_by_tensor(shape, "random_uniform", Distribution::Uniform, minval, maxval,
+                                 options);
+}
+
+Tensor truncated_normal(const Tensor& shape, double mean, double stddev,
+                        const RandomOptions& options) {
+  return record_random_by_tensor(shape, "truncated_normal", Distribution::TruncatedNormal, mean,
+                                 stddev, options);
 }
 
 }  // namespace ad

@@ -32,9 +32,16 @@ struct RandomOptions {
 // Normal values redrawn until they lie within two standard deviations of the mean (as TF).
 [[nodiscard]] Tensor truncated_normal(Graph& graph, const Shape& shape, double mean = 0.0,
                                       double stddev = 1.0, const RandomOptions& options = {});
-// Uniform values as above, shaped by the run-time value of a 1-D Int64 tensor (dropout masks).
-[[nodiscard]] Tensor random_uniform(const Tensor& dims, double minval = 0.0, double maxval = 1.0,
+// The same three, shaped by the run-time value of a 1-D Int64 tensor (a placeholder, shape(x),
+// dropout's masks): the static shape is what is known of that value when recording. With the same
+// seeds they draw the same values as the static-shape forms of the same shape.
+// InvalidArgumentError at run time for a negative dim.
+[[nodiscard]] Tensor random_normal(const Tensor& shape, double mean = 0.0, double stddev = 1.0,
+                                   const RandomOptions& options = {});
+[[nodiscard]] Tensor random_uniform(const Tensor& shape, double minval = 0.0, double maxval = 1.0,
                                     const RandomOptions& options = {});
+[[nodiscard]] Tensor truncated_normal(const Tensor& shape, double mean = 0.0, double stddev = 1.0,
+                                      const RandomOptions& options = {});
 
 namespace detail {
 // The Philox-4x32-10 block function: four random words for a 128-bit counter and a 64-bit key.

@@ -114,9 +114,15 @@ void reshape_gradient(GradContext& g) {
   g.set(0, reshape_to_shape_of(g.grad_output(0), g.input(0)));
 }
 
-const OpDef kReshapeOp{.name = "Reshape", .kernel = reshape_kernel, .gradient = reshape_gradient};
-const OpDef kReshapeByTensorOp{
-    .name = "Reshape", .kernel = reshape_by_tensor_kernel, .gradient = reshape_gradient};
+// Reshapes only relabel the storage, so they take every dtype (uint8 images, int32 labels).
+const OpDef kReshapeOp{.name = "Reshape",
+                       .kernel = reshape_kernel,
+                       .gradient = reshape_gradient,
+                       .narrow_integers = true};
+const OpDef kReshapeByTensorOp{.name = "Reshape",
+                               .kernel = reshape_by_tensor_kernel,
+                               .gradient = reshape_gradient,
+                               .narrow_integers = true};
 
 }  // namespace
 
@@ -210,9 +216,14 @@ void squeeze_kernel(KernelContext& ctx) {
   ctx.set_output(0, x.reshaped(shape));
 }
 
-const OpDef kExpandDimsOp{
-    .name = "ExpandDims", .kernel = expand_dims_kernel, .gradient = reshape_gradient};
-const OpDef kSqueezeOp{.name = "Squeeze", .kernel = squeeze_kernel, .gradient = reshape_gradient};
+const OpDef kExpandDimsOp{.name = "ExpandDims",
+                          .kernel = expand_dims_kernel,
+                          .gradient = reshape_gradient,
+                          .narrow_integers = true};
+const OpDef kSqueezeOp{.name = "Squeeze",
+                       .kernel = squeeze_kernel,
+                       .gradient = reshape_gradient,
+                       .narrow_integers = true};
 
 }  // namespace
 

@@ -24,6 +24,11 @@ BOOST_AUTO_TEST_CASE(unreachable_x_gives_an_empty_tensor) {
   const auto grads = ad::gradients(y, {x, z});
   BOOST_TEST(static_cast<bool>(grads[0]));
   BOOST_TEST(!static_cast<bool>(grads[1]));
+  // An x recorded after y: no path, whatever else is differentiated.
+  auto later = ad::placeholder(g, ad::DType::Float64, {}, "later");
+  const auto with_later = ad::gradients(y, {x, later});
+  BOOST_TEST(static_cast<bool>(with_later[0]));
+  BOOST_TEST(!static_cast<bool>(with_later[1]));
 }
 
 BOOST_AUTO_TEST_CASE(integer_and_boolean_paths_carry_no_gradient) {

@@ -208,6 +208,46 @@ BOOST_AUTO_TEST_CASE(idx_plain_and_gzipped_give_the_same_dataset) {
   }
 }
 
+// Pixel (i, r, c) of idx_images is i * 7 + r * cols + c: with 40 images of 2 x 3 the last ones pass
+// 255, so the bytes wrap (mod 256) as a file's bytes do; the uint8 features are exactly those bytes
+// and the default float32 features the same numbers.
+BOOST_AUTO_TEST_CASE(idx_loads_uint8_images_when_asked) {
+  std::vector<unsigned char> labels(40);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<unsigned char>(i % 10);
+  const auto images_path = write("img.idx", idx_images(40, 2, 3));
+  const auto labels_path = write("lab.idx", idx_labels(labels));
+  const auto bytes =
+      ad::data::load_mnist_idx(images_path, labels_path, {.features_dtype = ad::DType::UInt8});
+  const auto floats = ad::data::load_mnist_idx(images_path, labels_path);
+  BOOST_TEST(bytes.features.dtype() == ad::DType::UInt8);
+  BOOST_TEST(floats.features.dtype() == ad::DType::Float32);
+  BOOST_TEST(bytes.features.shape() == ad::Shape({40, 6}));
+  const auto pixels = bytes.features.data<std::uint8_t>();
+  for (std::int64_t i = 0; i < 40; ++i) {
+    for (std::int64_t p = 0; p < 6; ++p) {
+      const auto expected = static_cast<std::uint8_t>((i * 7 + p) % 256);
+      BOOST_TEST(pixels[static_cast<std::size_t>(i * 6 + p)] == expected);
+      BOOST_TEST(floats.features.at({i, p}) == double(expected));
+    }
+  }
+  BOOST_TEST(bytes.labels.dtype() == ad::DType::Int64);
+  // Batches keep the dtype and pick the same rows as the float32 data set's.
+  ad::data::BatchIterator byte_batches(bytes, {.batch_size = 16, .seed = 3});
+  ad::data::BatchIterator float_batches(floats, {.batch_size = 16, .seed = 3});
+  const auto b = byte_batches.batch(1, 2);
+  const auto f = float_batches.batch(1, 2);
+  BOOST_TEST(b.features.dtype() == ad::DType::UInt8);
+  BOOST_TEST(b.features.shape() == ad::Shape({8, 6}));
+  BOOST_TEST(b.features.astype(ad::DType::Float32).bitwise_equal(f.features));
+  BOOST_TEST(b.labels.bitwise_equal(f.labels));
+  BOOST_CHECK_EXCEPTION((void)ad::data::scale_features(bytes, 1.0 / 255), ad::ValueError,
+                        (MessageHas{{"scale_features", "uint8", "needs float32 features"}}));
+  BOOST_CHECK_EXCEPTION((void)ad::data::load_mnist_idx(images_path, labels_path,
+                                                       {.features_dtype = ad::DType::Int32}),
+                        ad::ValueError,
+                        (MessageHas{{"load_mnist_idx", "int32", "expected float32 or uint8"}}));
+}
+
 BOOST_AUTO_TEST_CASE(idx_wrong_magic_says_what_was_expected) {
   const auto images = write("img.idx", idx_images(2, 2, 2));
   const auto labels = write("lab.idx", idx_labels({1, 2}));

@@ -45,10 +45,13 @@ namespace {
 
 constexpr std::int64_t kFeatures = 4;
 
-// Rows per rank: `equal` gives every rank 4; otherwise 5, 3, 0, 5, 3, 0, ...
+// Rows per rank: `equal` gives every rank 4; otherwise 5, 3, 0, 5, 3, 0, ...; `last_empty` gives
+// the last rank of several none (and the others 4 + rank).
 struct Split {
   bool equal = true;
+  bool last_empty = false;
   [[nodiscard]] std::int64_t rows_of(int r) const {
+    if (last_empty) return r == dist::size() - 1 && r > 0 ? 0 : 4 + r;
     if (equal) return 4;
     return r % 3 == 0 ? 5 : (r % 3 == 1 ? 3 : 0);
   }
@@ -134,7 +137,9 @@ ad::layers::Adjustment adjustment(ad::DType dtype) {
 // `synchronized`: the distributed model (the BN layer synchronized, the loss each rank's share of
 // the global mean, gradients summed across ranks); otherwise the single-process reference.
 // `adjust`: TF's adjustment, a fixed per-channel scale and bias composed after the normalization.
-Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm, bool adjust) {
+// `fused`: the synchronized layer's hand-written gradient (the reference is always composed).
+Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm, bool adjust,
+            bool fused) {
   Model m;
   m.features = ad::placeholder(graph, ad::DType::Float64, {-1, kFeatures}, "features");
   m.labels = ad::placeholder(graph, ad::DType::Int64, {-1}, "labels");
@@ -152,7 +157,7 @@ Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm, b
        .renorm = renorm,
        .renorm_clipping = {{"rmax", 1.5}, {"rmin", 0.7}, {"dmax", 0.5}},
        .renorm_momentum = 0.8,
-       .fused = false,
+       .fused = synchronized && fused,
        .adjustment = adjust ? ad::layers::Adjustment(adjustment(dtype)) : ad::layers::Adjustment(),
        .synchronized = synchronized});
   m.logits = ad::layers::dense(
@@ -180,13 +185,19 @@ Model build(ad::Graph& graph, ad::DType dtype, bool synchronized, bool renorm, b
   return m;
 }
 
-void train_and_compare(ad::DType dtype, Split split, bool renorm, bool adjust = false) {
+void train_and_compare(ad::DType dtype, Split split, bool renorm, bool adjust = false,
+                       bool fused = true) {
   const double tol = dtype == ad::DType::Float32 ? 1e-5 : 1e-12;
   ad::Graph ref_graph;
   ad::Graph dist_graph;
-  const Model ref = build(ref_graph, dtype, false, renorm, adjust);
-  const Model model = build(dist_graph, dtype, true, renorm, adjust);
+  const Model ref = build(ref_graph, dtype, false, renorm, adjust, false);
+  const Model model = build(dist_graph, dtype, true, renorm, adjust, fused);
   BOOST_TEST_REQUIRE(model.all.size() == ref.all.size());
+  // The hand-written gradient is attached unless fused=false, renorm or adjustment.
+  bool has_fused_gradient = false;
+  for (int i = 0; i < dist_graph.num_nodes(); ++i)
+    has_fused_gradient |= dist_graph.node(i).op->name == "SyncBatchNormGrad";
+  BOOST_TEST(has_fused_gradient == (fused && !renorm && !adjust));
   // fc1/kernel, gamma, beta, the moving statistics (2, or 5 with renorm), fc2's kernel and bias,
   // and a Momentum slot for each of the 5 trained ones.
   BOOST_TEST_REQUIRE(model.all.size() == (renorm ? 15U : 12U));
@@ -233,14 +244,23 @@ void train_and_compare(ad::DType dtype, Split split, bool renorm, bool adjust = 
 BOOST_AUTO_TEST_SUITE(sync_batch_norm_test)
 
 BOOST_AUTO_TEST_CASE(equal_batches_match_one_process_with_the_whole_batch) {
-  for (const auto dtype : {ad::DType::Float64, ad::DType::Float32}) {
-    BOOST_TEST_CONTEXT(dtype) { train_and_compare(dtype, {.equal = true}, false); }
+  for (const bool fused : {true, false}) {
+    for (const auto dtype : {ad::DType::Float64, ad::DType::Float32}) {
+      BOOST_TEST_CONTEXT(dtype << (fused ? ", fused" : ", composed")) {
+        train_and_compare(dtype, {.equal = true}, false, false, fused);
+      }
+    }
   }
 }
 
 BOOST_AUTO_TEST_CASE(unequal_and_empty_shards_match_one_process_with_the_whole_batch) {
-  for (const auto dtype : {ad::DType::Float64, ad::DType::Float32}) {
-    BOOST_TEST_CONTEXT(dtype) { train_and_compare(dtype, {.equal = false}, false); }
+  for (const bool fused : {true, false}) {
+    for (const auto dtype : {ad::DType::Float64, ad::DType::Float32}) {
+      BOOST_TEST_CONTEXT(dtype << (fused ? ", fused" : ", composed")) {
+        train_and_compare(dtype, {.equal = false}, false, false, fused);
+        train_and_compare(dtype, {.last_empty = true}, false, false, fused);
+      }
+    }
   }
 }
 
@@ -283,7 +303,7 @@ BOOST_AUTO_TEST_CASE(large_mean_float32_variance_within_1e_3_of_float64) {
   BOOST_TEST(ad::testing::bitwise_same_on_every_rank(moved[1]));
 }
 
-BOOST_AUTO_TEST_CASE(second_derivatives_equal_one_process_with_the_whole_batch) {
+void compare_second_derivatives(bool fused) {
   // L_r = sum(y^2 tanh(x) + y) on each rank; S_r = sum(dL/dx * tanh(x)). Summed over the ranks
   // they are the reference's on the whole batch, so dS/dx on rank r is the reference's rows and
   // the ranks' dS/dgamma sum to the reference's.
@@ -301,7 +321,7 @@ BOOST_AUTO_TEST_CASE(second_derivatives_equal_one_process_with_the_whole_batch) 
     ad::layers::BatchNormalization bn({.beta_initializer = ad::initializers::constant(0.2),
                                        .gamma_initializer = ad::initializers::constant(1.3),
                                        .training = true,
-                                       .fused = false,
+                                       .fused = synchronized && fused,
                                        .synchronized = synchronized});
     const auto y = bn(b.x);
     const auto loss = ad::reduce_sum(y * y * ad::tanh(b.x) + y);
@@ -330,6 +350,59 @@ BOOST_AUTO_TEST_CASE(second_derivatives_equal_one_process_with_the_whole_batch) 
   check_close(got[0], rows(expected[0], first, count), 1e-12, "dL/dx");
   check_close(got[1], rows(expected[1], first, count), 1e-12, "dS/dx");
   check_close(got[2], expected[2], 1e-12, "dS/dgamma");
+}
+
+BOOST_AUTO_TEST_CASE(second_derivatives_equal_one_process_with_the_whole_batch) {
+  for (const bool fused : {true, false}) {
+    BOOST_TEST_CONTEXT((fused ? "fused" : "composed")) { compare_second_derivatives(fused); }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_global_batch_is_an_invalid_argument_error) {
+  // Every rank empty at once: nothing to average, as an empty batch in one process. Every rank
+  // fails at the same check after the same collective, the moving statistics are untouched, and
+  // the next step (data on rank 0 only) runs.
+  for (const bool fused : {true, false}) {
+    BOOST_TEST_CONTEXT((fused ? "fused" : "composed")) {
+      ad::Graph graph;
+      const auto x = ad::placeholder(graph, ad::DType::Float32, {-1, kFeatures}, "x");
+      ad::layers::BatchNormalization bn({.momentum = 0.5,
+                                         .training = true,
+                                         .name = "bn_empty",
+                                         .fused = fused,
+                                         .synchronized = true});
+      const auto y = bn(x);
+      const auto dx = ad::gradients(ad::reduce_sum(y * y), {x})[0];
+      const auto step = ad::group({ad::group(bn.updates()), dx});
+      ad::Session session(graph);
+      session.run({ad::global_variables_initializer(graph)});
+      const auto empty =
+          ad::Array::from(std::vector<double>{}, {0, kFeatures}).astype(ad::DType::Float32);
+      for (const auto& fetch : {y, step}) {
+        BOOST_CHECK_EXCEPTION(
+            (void)session.run({fetch}, {{x, empty}}), ad::InvalidArgumentError,
+            [](const ad::InvalidArgumentError& e) {
+              const std::string what = e.what();
+              return what.find("batch_normalization 'bn_empty'") != std::string::npos &&
+                     what.find("empty on every process") != std::string::npos &&
+                     what.find("[0, 4]") != std::string::npos &&
+                     what.find("moving statistics are left unchanged") != std::string::npos;
+            });
+      }
+      const auto moving = session.run({bn.moving_mean().value(), bn.moving_variance().value()});
+      for (std::int64_t c = 0; c < kFeatures; ++c) {
+        BOOST_TEST(moving[0].flat(c) == 0.0);
+        BOOST_TEST(moving[1].flat(c) == 1.0);
+      }
+      // Rank 0 holds 2 rows with mean 1 and 3 in channel 0, the others none.
+      const auto rows = dist::rank() == 0
+                            ? ad::Array::from(std::vector<double>{1, 0, 0, 0, 3, 0, 0, 0}, {2, 4})
+                            : ad::Array::from(std::vector<double>{}, {0, kFeatures});
+      session.run({step}, {{x, rows.astype(ad::DType::Float32)}});
+      const auto moved = session.run({bn.moving_mean().value()});
+      BOOST_TEST(moved[0].flat(0) == 1.0);  // 0.5 * 0 + 0.5 * 2
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(virtual_batch_size_and_a_missing_hook_are_value_errors) {

@@ -134,6 +134,93 @@ BOOST_AUTO_TEST_CASE(training_tensor_and_object_form) {
   BOOST_TEST(s.eval(none, {{x, xv}}).bitwise_equal(xv));
 }
 
+// The rate fed at run time: kept units are exactly x / (1 - rate), and the kept count of n draws is
+// Binomial(n, 1 - rate), within 5 standard deviations sqrt(n rate (1 - rate)) of n (1 - rate).
+BOOST_AUTO_TEST_CASE(a_rate_tensor_is_read_at_run_time) {
+  ad::Graph g;
+  g.set_seed(5);
+  auto x = ad::placeholder(g, ad::DType::Float64, {-1}, "x");
+  auto rate = ad::placeholder(g, ad::DType::Float64, {}, "rate");
+  auto flag = ad::placeholder(g, ad::DType::Bool, {}, "training");
+  auto y = L::dropout(x, {.rate = rate, .training = flag});
+  ad::Session s(g);
+  constexpr std::int64_t n = 100000;
+  const auto xv = random_array({n}, 9, 0.5, 2.0);
+  for (const double p : {0.3, 0.8, 0.0}) {
+    const auto out =
+        s.eval(y, {{x, xv}, {rate, ad::Array::scalar(p)}, {flag, ad::Array::scalar(true)}});
+    std::int64_t kept = 0;
+    bool exact = true;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const bool keep = out.flat(i) != 0.0;
+      kept += keep ? 1 : 0;
+      exact &= !keep || out.flat(i) == xv.flat(i) * (1.0 / (1.0 - p));
+    }
+    BOOST_TEST(exact);
+    const double expected = static_cast<double>(n) * (1 - p);
+    const double bound = 5 * std::sqrt(static_cast<double>(n) * p * (1 - p));
+    BOOST_TEST(std::abs(static_cast<double>(kept) - expected) <= bound,
+               "rate " << p << ": kept " << kept << ", expected " << expected << " +- " << bound);
+  }
+  const auto off =
+      s.eval(y, {{x, xv}, {rate, ad::Array::scalar(0.5)}, {flag, ad::Array::scalar(false)}});
+  BOOST_TEST(off.bitwise_equal(xv));
+  BOOST_CHECK_EXCEPTION(
+      (void)s.eval(y, {{x, xv}, {rate, ad::Array::scalar(1.0)}, {flag, ad::Array::scalar(true)}}),
+      ad::InvalidArgumentError, (MessageHas{{"CheckDropoutRate", "rate must be in [0, 1)", "1"}}));
+}
+
+// With the same seeds a rate Tensor fed r gives the masks of the number r, bit for bit.
+BOOST_AUTO_TEST_CASE(a_fed_rate_matches_the_same_number) {
+  const auto run = [](bool as_tensor) {
+    ad::Graph g;
+    g.set_seed(21);
+    auto x = ad::constant(g, random_array({8, 64}, 4));
+    auto rate = ad::placeholder(g, ad::DType::Float32, {}, "rate");
+    auto y = as_tensor ? L::dropout(x, {.rate = rate, .seed = 3, .training = true})
+                       : L::dropout(x, {.rate = 0.25, .seed = 3, .training = true});
+    ad::Session s(g);
+    ad::FeedDict feed;
+    if (as_tensor) feed.emplace_back(rate, ad::Array::scalar(0.25F));
+    return std::pair{s.eval(y, feed), s.eval(y, feed)};
+  };
+  const auto [a1, a2] = run(true);
+  const auto [b1, b2] = run(false);
+  BOOST_TEST(a1.bitwise_equal(b1));
+  BOOST_TEST(a2.bitwise_equal(b2));
+  BOOST_TEST(!a1.bitwise_equal(a2));
+}
+
+// TF's noise_shape rule with a rate Tensor: a mask dim of 1 repeats along that axis, so whole rows
+// (or columns) are kept or dropped together, and kept entries are x / (1 - rate) exactly.
+BOOST_AUTO_TEST_CASE(noise_shape_with_a_rate_tensor) {
+  ad::Graph g;
+  auto x = ad::placeholder(g, ad::DType::Float64, {-1, 16}, "x");
+  auto rate = ad::placeholder(g, ad::DType::Float64, {}, "rate");
+  auto rows = L::dropout(x, {.rate = rate, .noise_shape = ad::Shape{-1, 1}, .training = true});
+  auto cols = L::dropout(x, {.rate = rate, .noise_shape = ad::Shape{1, 16}, .training = true});
+  ad::Session s(g);
+  const auto xv = random_array({64, 16}, 8, 1.0, 2.0);
+  const auto r = s.run({rows, cols}, {{x, xv}, {rate, ad::Array::scalar(0.5)}});
+  bool pattern = true;
+  int kept_rows = 0;
+  int kept_cols = 0;
+  for (std::int64_t i = 0; i < 64; ++i) {
+    const bool row_kept = r[0].at({i, 0}) != 0.0;
+    kept_rows += row_kept ? 1 : 0;
+    for (std::int64_t j = 0; j < 16; ++j) {
+      const bool col_kept = r[1].at({0, j}) != 0.0;
+      if (i == 0) kept_cols += col_kept ? 1 : 0;
+      pattern &= r[0].at({i, j}) == (row_kept ? xv.at({i, j}) * 2.0 : 0.0);
+      pattern &= r[1].at({i, j}) == (col_kept ? xv.at({i, j}) * 2.0 : 0.0);
+    }
+  }
+  BOOST_TEST(pattern);
+  // 64 rows at keep probability 1/2: 5 sigma is 20 rows; 16 columns: 5 sigma is 10.
+  BOOST_TEST(std::abs(kept_rows - 32) <= 20);
+  BOOST_TEST(std::abs(kept_cols - 8) <= 10);
+}
+
 BOOST_AUTO_TEST_CASE(errors_name_the_layer) {
   ad::Graph g;
   auto x = ad::placeholder(g, ad::DType::Float32, {-1, 4}, "x");
@@ -145,6 +232,12 @@ BOOST_AUTO_TEST_CASE(errors_name_the_layer) {
                         ad::ValueError, (MessageHas{{"noise_shape [1, 3]", "[?, 4]"}}));
   auto ints = ad::placeholder(g, ad::DType::Int64, {2}, "ints");
   BOOST_CHECK_EXCEPTION((void)L::dropout(ints), ad::ValueError, (MessageHas{{"dropout", "int64"}}));
+  auto vector_rate = ad::placeholder(g, ad::DType::Float32, {1}, "vector_rate");
+  BOOST_CHECK_EXCEPTION((void)L::dropout(x, {.rate = vector_rate, .name = "v"}), ad::ValueError,
+                        (MessageHas{{"dropout 'v'", "float32 or float64 scalar", "[1]"}}));
+  auto int_rate = ad::placeholder(g, ad::DType::Int64, {}, "int_rate");
+  BOOST_CHECK_EXCEPTION((void)L::Dropout({.rate = int_rate}), ad::ValueError,
+                        (MessageHas{{"dropout", "float32 or float64 scalar", "int64"}}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

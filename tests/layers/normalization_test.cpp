@@ -6,6 +6,8 @@
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include "autodiff/autodiff.h"
 #include "tests/support/gradient_check.h"
@@ -112,6 +114,89 @@ BOOST_AUTO_TEST_CASE(errors_name_the_layer_and_the_shapes) {
   const auto unknown = ad::placeholder(g, ad::DType::Float32, {2, -1, 6}, "u");
   BOOST_CHECK_EXCEPTION((void)L::group_normalization(unknown, {.groups = 2}), ad::ValueError,
                         (MessageHas{{"group_normalization", "unknown size on axis 1"}}));
+}
+
+// The class forms: built once, called on several inputs that share gamma and beta. Each row of x
+// normalized by hand, (x - mean) / sqrt(biased variance + epsilon), then times gamma (set to 2 to
+// show both calls read the same variable) plus beta (0.5).
+BOOST_AUTO_TEST_CASE(class_forms_share_their_variables_across_calls) {
+  ad::Graph g;
+  const auto a = ad::placeholder(g, ad::DType::Float64, {-1, 4}, "a");
+  const auto b = ad::placeholder(g, ad::DType::Float64, {-1, 3, 4}, "b");
+  L::LayerNormalization ln({.epsilon = 1e-2});
+  BOOST_TEST(!ln.built());
+  const auto ya = ln(a);
+  const auto yb = ln(b);
+  L::LayerNormalization other;
+  (void)other(a);
+  L::GroupNormalization gn({.groups = 2, .name = "gn"});
+  const auto ga = gn(a);
+  const auto gb = gn(b);
+  L::InstanceNormalization in({.center = false});
+  const auto ia = in(b);
+  const auto ib = in(ad::placeholder(g, ad::DType::Float64, {-1, 5, 4}, "c"));
+  BOOST_TEST(ln.built());
+  BOOST_TEST(ln.scope_name() == "layer_normalization");
+  BOOST_TEST(other.scope_name() == "layer_normalization_1");
+  BOOST_TEST(gn.scope_name() == "gn");
+  BOOST_TEST(ln.variables().size() == 2U);
+  BOOST_TEST(in.variables().size() == 1U);
+  BOOST_TEST(!in.beta());
+  const std::vector<std::string> want{"layer_normalization/gamma[4]",
+                                      "layer_normalization/beta[4]",
+                                      "layer_normalization_1/gamma[4]",
+                                      "layer_normalization_1/beta[4]",
+                                      "gn/gamma[4]",
+                                      "gn/beta[4]",
+                                      "instance_normalization/gamma[4]"};
+  BOOST_TEST(variable_names(g) == want, boost::test_tools::per_element());
+  BOOST_CHECK_EXCEPTION((void)ln(ad::placeholder(g, ad::DType::Float64, {-1, 5}, "d")),
+                        ad::ValueError, (MessageHas{{"layer_normalization/gamma", "[5]", "[4]"}}));
+
+  ad::Session s(g);
+  s.run({ad::global_variables_initializer(g)});
+  const auto two = ad::Array::full(ad::DType::Float64, {4}, 2.0);
+  const auto half = ad::Array::full(ad::DType::Float64, {4}, 0.5);
+  s.run({ln.gamma().assign(ad::constant(g, two)), ln.beta().assign(ad::constant(g, half)),
+         gn.gamma().assign(ad::constant(g, two)), gn.beta().assign(ad::constant(g, half))});
+  const auto av = random_array({2, 4}, 11, -2.0, 3.0);
+  const auto bv = random_array({2, 3, 4}, 12, -2.0, 3.0);
+  const auto out = s.run({ya, yb, ga, gb, ia}, {{a, av}, {b, bv}});
+  // Normalizes `count` elements of `x` from `start` with stride `stride` and compares with `y`.
+  const auto check = [](const ad::Array& x, const ad::Array& y, std::int64_t start,
+                        std::int64_t count, std::int64_t stride, double eps, double gamma,
+                        double beta) {
+    double mean = 0;
+    for (std::int64_t i = 0; i < count; ++i) mean += x.flat(start + i * stride) / double(count);
+    double var = 0;
+    for (std::int64_t i = 0; i < count; ++i) {
+      const double d = x.flat(start + i * stride) - mean;
+      var += d * d / double(count);
+    }
+    for (std::int64_t i = 0; i < count; ++i) {
+      const double expected =
+          (x.flat(start + i * stride) - mean) / std::sqrt(var + eps) * gamma + beta;
+      BOOST_TEST(y.flat(start + i * stride) == expected, boost::test_tools::tolerance(1e-12));
+    }
+  };
+  for (std::int64_t row = 0; row < 2; ++row) check(av, out[0], row * 4, 4, 1, 1e-2, 2, 0.5);
+  for (std::int64_t row = 0; row < 6; ++row) check(bv, out[1], row * 4, 4, 1, 1e-2, 2, 0.5);
+  // Group norm, 2 groups of 2 channels: for a, pairs of a row; for b, 3 positions x 2 channels.
+  for (std::int64_t row = 0; row < 2; ++row) {
+    for (std::int64_t grp = 0; grp < 2; ++grp)
+      check(av, out[2], row * 4 + grp * 2, 2, 1, 1e-3, 2, 0.5);
+  }
+  for (std::int64_t n = 0; n < 2; ++n) {
+    for (std::int64_t c = 0; c < 4; ++c) {
+      // Instance norm of b: channel c of example n over its 3 positions (stride 4).
+      check(bv, out[4], n * 12 + c, 3, 4, 1e-3, 1, 0);
+    }
+  }
+  // Group norm of b, groups mixing positions: checked through its sum, which is 0.5 per element.
+  double sum = 0;
+  for (std::int64_t i = 0; i < out[3].size(); ++i) sum += out[3].flat(i);
+  BOOST_TEST(sum == 0.5 * 24, boost::test_tools::tolerance(1e-12));
+  BOOST_TEST(ib.shape() == ad::Shape({-1, 5, 4}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

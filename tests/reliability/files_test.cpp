@@ -255,4 +255,81 @@ BOOST_AUTO_TEST_CASE(concatenated_gzip_members_still_load) {
   BOOST_TEST(two.labels.bitwise_equal(one.labels));
 }
 
+// The writers that take a path or a directory (event files, graphviz, managed saves, checkpoint
+// state files) reject an embedded NUL too, before anything is created or removed under the cut
+// name.
+BOOST_AUTO_TEST_CASE(every_writer_rejects_a_path_with_a_nul_byte) {
+  TempDir t;
+  const std::string nul(1, '\0');
+  BOOST_CHECK_EXCEPTION(ad::summary::FileWriter(t.path("logs") + nul + "x"), ad::ValueError,
+                        (MessageHas{{"FileWriter '", "NUL byte"}}));
+  BOOST_CHECK_EXCEPTION(ad::summary::FileWriter(t.path("logs"), {.filename_suffix = nul + "s"}),
+                        ad::ValueError, (MessageHas{{"FileWriter '", "NUL byte"}}));
+  BOOST_TEST(fs::is_empty(t.dir));
+  ad::Graph g;
+  auto step = ad::Variable::create(g, "global_step",
+                                   {.shape = {}, .dtype = ad::DType::Int64, .trainable = false});
+  ad::Session s(g);
+  s.run({ad::global_variables_initializer(g)});
+  BOOST_CHECK_EXCEPTION(ad::write_graphviz(g, t.path("g.dot") + nul + "x"), ad::ValueError,
+                        (MessageHas{{"write_graphviz '", "NUL byte"}}));
+  // A stray temporary of the cut prefix must survive: the NUL prefix may not act on it.
+  const std::string stray = t.write("model.tmp.0a1b", "left by a killed save");
+  ad::Saver saver(g);
+  BOOST_CHECK_EXCEPTION((void)saver.save(s, t.path("model") + nul + "x", step), ad::ValueError,
+                        (MessageHas{{"save '", "NUL byte"}}));
+  ad::CheckpointState state;
+  state.model_checkpoint_path = "model-0";
+  BOOST_CHECK_EXCEPTION(ad::update_checkpoint_state(t.path("d") + nul, state), ad::ValueError,
+                        (MessageHas{{"update_checkpoint_state '", "NUL byte"}}));
+  BOOST_CHECK_EXCEPTION((void)ad::latest_checkpoint(t.path("d") + nul), ad::ValueError,
+                        (MessageHas{{"NUL byte"}}));
+  BOOST_TEST(fs::exists(stray));
+  // Everything still works with clean names.
+  BOOST_TEST(saver.save(s, t.path("model"), step) == t.path("model") + "-0");
+  BOOST_TEST(ad::latest_checkpoint(t.dir.string()).value() == t.path("model-0"));
+  ad::summary::FileWriter writer(t.path("logs"));
+  writer.add_summary(ad::summary::scalar_summary("loss", 1.5f), 1);
+  writer.close();
+  BOOST_TEST(fs::file_size(writer.path()) > 0U);
+}
+
+// A checkpoint state file that is a FIFO (no writer) or a directory: no checkpoint, promptly.
+BOOST_AUTO_TEST_CASE(a_checkpoint_state_fifo_or_directory_is_no_checkpoint) {
+  TempDir t;
+  BOOST_REQUIRE(::mkfifo(t.path("checkpoint").c_str(), 0600) == 0);
+  auto result =
+      std::async(std::launch::async, [&] { return ad::latest_checkpoint(t.dir.string()); });
+  if (result.wait_for(std::chrono::seconds(20)) != std::future_status::ready) {
+    const int writer = ::open(t.path("checkpoint").c_str(), O_WRONLY | O_NONBLOCK);
+    if (writer >= 0) ::close(writer);
+    BOOST_ERROR("latest_checkpoint blocked on the FIFO for 20 s");
+  }
+  BOOST_TEST(!result.get().has_value());
+  fs::remove(t.path("checkpoint"));
+  fs::create_directory(t.path("checkpoint"));
+  BOOST_TEST(!ad::get_checkpoint_state(t.dir.string()).has_value());
+}
+
+// A save killed between writing its temporary file and renaming it leaves "<path>.tmp.<hex>";
+// the next restore of that path, and the next save, remove it (no live save holds its lock).
+BOOST_AUTO_TEST_CASE(a_killed_saves_temporary_is_removed_by_the_next_restore) {
+  TempDir t;
+  ad::Graph g;
+  auto w = ad::get_variable(g, "w", {.shape = {2}});
+  ad::Session s(g);
+  s.run({ad::global_variables_initializer(g)});
+  ad::Saver saver(g);
+  const std::string path = t.path("model.ckpt");
+  saver.save(s, path);
+  const std::string stray = t.write("model.ckpt.tmp.7f3a", "half a checkpoint");
+  saver.restore(s, path);
+  BOOST_TEST(!fs::exists(stray));
+  (void)t.write("model.ckpt.tmp.7f3b", "");
+  saver.save(s, path);
+  BOOST_TEST(fs::is_regular_file(path));
+  BOOST_TEST(std::distance(fs::directory_iterator(t.dir), fs::directory_iterator{}) == 1);
+  BOOST_TEST(s.value(w).size() == 2);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

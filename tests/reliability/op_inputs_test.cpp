@@ -174,4 +174,77 @@ BOOST_AUTO_TEST_CASE(run_time_shape_tensors_that_overflow_are_errors_naming_the_
   BOOST_TEST(s.run({filled}, {{dims, ints({2, 3})}})[0].size() == 6);
 }
 
+// C++ leaves a NaN or out-of-range float converted to int64 undefined (a sanitizer stops there, a
+// compiler may give anything); Cast and Array::astype give INT64_MIN, x86's "integer indefinite"
+// that TF's CPU kernel returns, and exact values inside the range.
+BOOST_AUTO_TEST_CASE(nan_and_out_of_range_floats_cast_to_int64_min) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<double> in{std::nan(""),
+                               inf,
+                               -inf,
+                               1e19,
+                               -1e19,
+                               9223372036854775808.0,
+                               -9223372036854775808.0,
+                               2.75,
+                               -2.75,
+                               4503599627370497.0};
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  const std::vector<std::int64_t> want{kMin, kMin, kMin, kMin, kMin,
+                                       kMin, kMin, 2,    -2,   4503599627370497};
+  const auto n = static_cast<std::int64_t>(in.size());
+  ad::Graph g;
+  auto x = ad::placeholder(g, DType::Float64, {-1}, "x");
+  auto x32 = ad::placeholder(g, DType::Float32, {-1}, "x32");
+  ad::Session s(g);
+  const auto got = s.eval(ad::cast(x, DType::Int64), {{x, Array::from<double>(in, {n})}});
+  const auto got_vec = got.data<std::int64_t>();
+  BOOST_TEST(std::vector<std::int64_t>(got_vec.begin(), got_vec.end()) == want,
+             boost::test_tools::per_element());
+  const Array direct = Array::from<double>(in, {n}).astype(DType::Int64);
+  const auto direct_vec = direct.data<std::int64_t>();
+  BOOST_TEST(std::vector<std::int64_t>(direct_vec.begin(), direct_vec.end()) == want,
+             boost::test_tools::per_element());
+  const auto f32 = s.eval(ad::cast(x32, DType::Int64),
+                          {{x32, Array::from<float>({std::nanf(""), 3e19f, -0.5f}, {3})}});
+  BOOST_TEST(f32.data<std::int64_t>()[0] == kMin);
+  BOOST_TEST(f32.data<std::int64_t>()[1] == kMin);
+  BOOST_TEST(f32.data<std::int64_t>()[2] == 0);
+}
+
+// Reductions with nothing to reduce where the result needs a value are errors naming the op.
+BOOST_AUTO_TEST_CASE(reducing_zero_elements_to_a_value_is_an_error) {
+  ad::Graph g;
+  auto i = ad::placeholder(g, DType::Int64, {-1}, "i");
+  auto f = ad::placeholder(g, DType::Float32, {-1, 3}, "f");
+  ad::Session s(g);
+  BOOST_CHECK_EXCEPTION((void)s.eval(ad::reduce_mean(i), {{i, Array(DType::Int64, {0})}}),
+                        ad::InvalidArgumentError, (MessageHas{{"Mean '", "zero elements"}}));
+  BOOST_CHECK_EXCEPTION((void)s.eval(ad::reduce_max(f, {0}), {{f, Array(DType::Float32, {0, 3})}}),
+                        ad::InvalidArgumentError, (MessageHas{{"Max '", "zero elements"}}));
+  // Summing nothing is 0, and the session goes on.
+  BOOST_TEST(s.eval(ad::reduce_sum(i), {{i, Array(DType::Int64, {0})}}).item<std::int64_t>() == 0);
+  BOOST_TEST(s.eval(ad::reduce_mean(i), {{i, Array::from<std::int64_t>({3, 4}, {2})}})
+                 .item<std::int64_t>() == 3);
+}
+
+// A histogram's values fetched outside a run (Merged::serialize) are checked as the op checks them:
+// a NaN or infinite value fell past the last bucket and wrote beyond the counts.
+BOOST_AUTO_TEST_CASE(a_merged_histogram_of_nan_or_inf_is_an_invalid_argument) {
+  ad::Graph g;
+  auto h = ad::placeholder(g, ad::DType::Float64, {-1}, "h");
+  const auto merged = ad::summary::merge({ad::summary::histogram("weights", h)});
+  for (const double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL}) {
+    const std::vector<ad::Array> values{ad::Array::from<double>({1.0, bad}, {2})};
+    BOOST_CHECK_EXCEPTION((void)merged.serialize(values), ad::InvalidArgumentError,
+                          (MessageHas{{"summary::Merged 'weights'", "Nan in summary histogram"}}));
+  }
+  const std::vector<ad::Array> finite{ad::Array::from<double>({1.0, 2.0}, {2})};
+  BOOST_TEST(!merged.serialize(finite).empty());
+  ad::Session s(g);
+  BOOST_CHECK_THROW((void)merged.run(s, {{h, ad::Array::from<double>({std::nan("")}, {1})}}),
+                    ad::InvalidArgumentError);
+  BOOST_TEST(!merged.run(s, {{h, ad::Array::from<double>({0.5}, {1})}}).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()

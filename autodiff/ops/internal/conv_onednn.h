@@ -3,6 +3,7 @@
 // stays out of every other translation unit and of the public headers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ad::detail {
@@ -31,5 +32,11 @@ void onednn_conv_forward(const OnednnConv& conv, const float* x, const float* w,
 void onednn_conv_backward_data(const OnednnConv& conv, const float* w, const float* dy, float* dx);
 void onednn_conv_backward_weights(const OnednnConv& conv, const float* x, const float* dy,
                                   float* dw);
+
+// The bytes of buffers one call of `pass` over `conv` uses besides its operands (oneDNN's
+// scratchpad, operands reordered to the primitive's layouts, per-chunk weight gradients), over
+// every thread that runs a chunk: what a session's memory cap counts while the call runs.
+enum class OnednnPass { kForward, kBackwardData, kBackwardWeights };
+[[nodiscard]] std::size_t onednn_conv_scratch_bytes(const OnednnConv& conv, OnednnPass pass);
 
 }  // namespace ad::detail

@@ -150,6 +150,35 @@ BOOST_AUTO_TEST_CASE(fused_and_composed_gradients_agree_to_rounding) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(second_order_agrees_when_the_upstream_gradient_depends_on_x) {
+  // L = sum(y^2 tanh(x)): the gradient arriving at y depends on x itself, so differentiating the
+  // fused gradient must not follow the path from dy back to x twice.
+  std::uint64_t seed = 700;
+  for (const auto& c : configs()) {
+    for (const bool training : {true, false}) {
+      BOOST_TEST_CONTEXT("shape " << c.shape << " training " << training) {
+        ad::Graph g;
+        ad::FeedDict feeds;
+        const auto in = placeholders_for(g, values_for(c, training, seed += 10), feeds);
+        const std::vector<ad::GradTarget> targets(in.begin(), in.end());
+        std::vector<std::vector<ad::Tensor>> second;
+        for (const bool fused : {true, false}) {
+          const auto y = build(c, training, fused, in);
+          const auto first = ad::gradients(ad::reduce_sum(y * y * ad::tanh(in[0])), targets);
+          second.push_back(ad::gradients(ad::reduce_sum(first[0] * ad::tanh(in[0])), targets));
+        }
+        ad::Session s(g);
+        for (std::size_t i = 0; i < in.size(); ++i) {
+          const auto out = s.run({second[0][i], second[1][i]}, feeds);
+          BOOST_TEST(ad::testing::max_error(ad::testing::to_doubles(out[0]),
+                                            ad::testing::to_doubles(out[1])) < 1e-10,
+                     "input " << i);
+        }
+      }
+    }
+  }
+}
+
 BOOST_AUTO_TEST_CASE(training_gradients_match_the_closed_form_reference) {
   for (const auto& c : configs()) {
     const auto values = values_for(c, true, 900);

@@ -236,6 +236,59 @@ BOOST_AUTO_TEST_CASE(uniform_takes_its_shape_at_run_time) {
                         (MessageHas{{"RandomUniform 'RandomUniform_1'", "-3"}}));
 }
 
+// A shape tensor changes only where the shape comes from: with the same seeds the values are those
+// of the static-shape op, run after run, so the statistics tests above cover these forms too.
+BOOST_AUTO_TEST_CASE(normal_and_truncated_normal_take_their_shape_at_run_time) {
+  const auto draw = [](bool by_tensor) {
+    ad::Graph g;
+    g.set_seed(11);
+    auto dims = ad::placeholder(g, ad::DType::Int64, {2}, "dims");
+    const ad::RandomOptions f64{.dtype = ad::DType::Float64, .seed = 5};
+    std::vector<ad::Tensor> ops;
+    if (by_tensor) {
+      ops = {ad::random_normal(dims, 2.0, 3.0, f64), ad::truncated_normal(dims, -1.0, 0.5, f64),
+             ad::random_uniform(dims, 0.0, 1.0, {.seed = 6})};
+    } else {
+      ops = {ad::random_normal(g, {kSamples / 4, 4}, 2.0, 3.0, f64),
+             ad::truncated_normal(g, {kSamples / 4, 4}, -1.0, 0.5, f64),
+             ad::random_uniform(g, {kSamples / 4, 4}, 0.0, 1.0, {.seed = 6})};
+    }
+    ad::Session s(g);
+    const ad::FeedDict feed{{dims, ad::Array::vector<std::int64_t>({kSamples / 4, 4})}};
+    auto first = s.run(ops, feed);
+    auto second = s.run(ops, feed);
+    first.insert(first.end(), second.begin(), second.end());
+    return first;
+  };
+  const auto fed = draw(true);
+  const auto fixed = draw(false);
+  for (std::size_t k = 0; k < fed.size(); ++k) {
+    BOOST_TEST(fed[k].shape() == ad::Shape({kSamples / 4, 4}));
+    BOOST_TEST(fed[k].bitwise_equal(fixed[k]));
+  }
+  BOOST_TEST(!fed[0].bitwise_equal(fed[3]));
+  // N(2, 3^2): fourth central moment 3 sigma^4.
+  check_moments(fed[0], 2.0, 9.0, 3 * 81.0);
+  BOOST_TEST(moments_of(fed[1]).min >= -2.0);
+  BOOST_TEST(moments_of(fed[1]).max <= 0.0);
+
+  ad::Graph g;
+  auto x = ad::placeholder(g, ad::DType::Float32, {-1, 8}, "x");
+  BOOST_TEST(ad::random_normal(ad::shape(x)).shape() == ad::Shape({-1, 8}));
+  BOOST_TEST(
+      ad::truncated_normal(ad::constant(g, ad::Array::vector<std::int64_t>({2, 3}))).shape() ==
+      ad::Shape({2, 3}));
+  auto dims = ad::placeholder(g, ad::DType::Int64, {2}, "dims");
+  auto t = ad::truncated_normal(dims);
+  ad::Session s(g);
+  BOOST_CHECK_EXCEPTION(s.eval(t, {{dims, ad::Array::from<std::int64_t>({2, -3}, {2})}}),
+                        ad::InvalidArgumentError,
+                        (MessageHas{{"TruncatedNormal 'TruncatedNormal_1'", "-3"}}));
+  auto f = ad::placeholder(g, ad::DType::Float32, {2}, "f");
+  BOOST_CHECK_EXCEPTION((void)ad::random_normal(f), ad::ValueError,
+                        (MessageHas{{"random_normal", "'f:0'", "float32", "int64"}}));
+}
+
 BOOST_AUTO_TEST_CASE(rejects_bad_arguments) {
   ad::Graph g;
   BOOST_CHECK_EXCEPTION((void)ad::random_normal(g, {-1, 3}), ad::ValueError,
