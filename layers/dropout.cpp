@@ -74,12 +74,12 @@ Tensor drop(const Tensor& inputs, const DropoutRate& rate, const Tensor& dims,
   Graph& graph = inputs.graph();
   const DType dtype = inputs.dtype();
   const RandomOptions options{.dtype = dtype, .seed = seed};
-  if (const double* r = std::get_if<double>(&rate)) {
+  if (const double* r = rate.if_number()) {
     const Tensor scaled = inputs * scalar(graph, 1.0 / (1.0 - *r), dtype);
     const Tensor uniform = random_uniform(dims, 0.0, 1.0, options);
     return scaled * cast(greater_equal(uniform, scalar(graph, *r, dtype)), dtype);
   }
-  const Tensor r = cast(checked_rate(std::get<Tensor>(rate)), dtype);
+  const Tensor r = cast(checked_rate(rate.tensor()), dtype);
   const Tensor one = scalar(graph, 1.0, dtype);
   const Tensor scaled = inputs * (one / (one - r));
   const Tensor uniform = random_uniform(dims, 0.0, 1.0, options);
@@ -89,7 +89,7 @@ Tensor drop(const Tensor& inputs, const DropoutRate& rate, const Tensor& dims,
 }  // namespace
 
 Dropout::Dropout(DropoutOptions options) : options_(std::move(options)) {
-  if (const double* rate = std::get_if<double>(&options_.rate)) {
+  if (const double* rate = options_.rate.if_number()) {
     if (!(*rate >= 0.0 && *rate < 1.0)) {
       throw ValueError(str(label(options_.name),
                            ": rate must be in [0, 1) (the fraction of units "
@@ -98,7 +98,7 @@ Dropout::Dropout(DropoutOptions options) : options_(std::move(options)) {
     }
     return;
   }
-  const Tensor& rate = std::get<Tensor>(options_.rate);
+  const Tensor& rate = options_.rate.tensor();
   if (!rate || !is_floating(rate.dtype()) || rate.shape().rank() != 0) {
     throw ValueError(str(label(options_.name),
                          ": a rate Tensor must be a float32 or float64 scalar",
@@ -133,8 +133,7 @@ Tensor Dropout::call(const Tensor& inputs, const Predicate& training, bool funct
   return smart_cond(
       training,
       [&]() -> Tensor {
-        if (const double* r = std::get_if<double>(&rate); r != nullptr && *r == 0.0)
-          return identity(inputs);
+        if (const double* r = rate.if_number(); r != nullptr && *r == 0.0) return identity(inputs);
         return drop(inputs, rate, dims, seed);
       },
       [&] { return identity(inputs); });

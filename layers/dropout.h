@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "gradtape/autodiff/control.h"
+#include "gradtape/autodiff/number_or_tensor.h"
 #include "gradtape/autodiff/shape.h"
 #include "gradtape/autodiff/tensor.h"
 
@@ -15,7 +16,7 @@ namespace ad::layers {
 
 // A dropout rate: a number, or a scalar floating Tensor (a placeholder, a schedule) read at run
 // time, as TF's rate argument accepts both.
-using DropoutRate = std::variant<double, Tensor>;
+using DropoutRate = NumberOrTensor;
 
 // TF's arguments in TF's order with TF's defaults.
 struct DropoutOptions {
