@@ -9,6 +9,7 @@
 #include "gradtape/autodiff/array.h"
 #include "gradtape/autodiff/session.h"
 #include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/variable.h"
 
 namespace ad {
 
@@ -32,5 +33,13 @@ struct GradientCheckResult {
 [[nodiscard]] GradientCheckResult compute_gradient_error(
     Session& session, const std::vector<Tensor>& xs, const std::vector<Array>& x_values,
     const Tensor& y, const FeedDict& feeds = {}, const GradientCheckOptions& options = {});
+
+// The same for variables (float64, initialized in `session`): each element of each variable is
+// moved by +-delta in the session and put back, so the variables end as they started.
+[[nodiscard]] GradientCheckResult compute_gradient_error(Session& session,
+                                                         const std::vector<Variable>& vars,
+                                                         const Tensor& y,
+                                                         const FeedDict& feeds = {},
+                                                         const GradientCheckOptions& options = {});
 
 }  // namespace ad
