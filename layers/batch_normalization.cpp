@@ -251,7 +251,7 @@ BatchNormalization::BatchNormalization(BatchNormalizationOptions options)
 // The scalar arguments given as tensors: of the input's graph and of a floating dtype (TF rejects
 // int64 and bool momentum or clipping tensors), checked at build time.
 void BatchNormalization::check_scalar_args(const Tensor& inputs) const {
-  const std::string name = label(scope_name_);
+  const std::string name = label(scope_name());
   auto check = [&](const std::string& arg, const ScalarArg& value) {
     const Tensor* t = value.if_tensor();
     if (!t) return;
@@ -273,13 +273,13 @@ void BatchNormalization::check_scalar_args(const Tensor& inputs) const {
 }
 
 const BatchNormalizationConfig& BatchNormalization::config() const {
-  if (!built_)
+  if (!built())
     throw ValueError("batch_normalization: the layer is not built yet; call it on an input first");
   return config_;
 }
 
 void BatchNormalization::build(const Tensor& inputs) {
-  const std::string name = label(scope_name_);
+  const std::string name = label(scope_name());
   const Shape& shape = inputs.shape();
   const int rank = shape.rank();
   if (rank == 0)
@@ -425,37 +425,33 @@ void BatchNormalization::build(const Tensor& inputs) {
                                    .trainable = false});
   }
   const auto losses = graph.get_collection(GraphKeys::REGULARIZATION_LOSSES);
-  losses_.assign(losses.begin() + static_cast<std::ptrdiff_t>(losses_before), losses.end());
-  built_ = true;
+  mutable_losses().assign(losses.begin() + static_cast<std::ptrdiff_t>(losses_before),
+                          losses.end());
 }
 
 void BatchNormalization::check_input(const Tensor& inputs) const {
   const Shape& shape = inputs.shape();
   if (shape.rank() != config_.rank) {
-    throw ValueError(str(label(scope_name_), ": input '", inputs.name(), "' has rank ",
+    throw ValueError(str(label(scope_name()), ": input '", inputs.name(), "' has rank ",
                          shape.rank(), " (shape ", shape, "), but the layer was built for rank ",
                          config_.rank, " (shape ", input_shape_, ")"));
   }
   for (int a : config_.axes) {
     if (shape[a] != input_shape_[a]) {
-      throw ValueError(str(label(scope_name_), ": input has ", shape[a], " channels on axis ", a,
+      throw ValueError(str(label(scope_name()), ": input has ", shape[a], " channels on axis ", a,
                            " (shape ", shape, "), but the layer was built for ", input_shape_[a],
                            " (shape ", input_shape_, ")"));
     }
   }
   if (inputs.dtype() != config_.dtype) {
-    throw ValueError(str(label(scope_name_), ": input '", inputs.name(), "' is ", inputs.dtype(),
+    throw ValueError(str(label(scope_name()), ": input '", inputs.name(), "' is ", inputs.dtype(),
                          " but the layer was built for ", config_.dtype));
   }
 }
 
-std::vector<Variable> BatchNormalization::variables() const {
-  return detail::existing_variables({gamma_, beta_, moving_mean_, moving_variance_, moving_stddev_,
-                                     renorm_mean_, renorm_stddev_});
-}
-
-std::vector<Variable> BatchNormalization::trainable_variables() const {
-  return detail::existing_variables({gamma_, beta_}, true);
+std::vector<Variable> BatchNormalization::variable_slots() const {
+  return {gamma_,         beta_,        moving_mean_,  moving_variance_,
+          moving_stddev_, renorm_mean_, renorm_stddev_};
 }
 
 std::vector<Tensor> BatchNormalization::updates() const {
@@ -468,10 +464,10 @@ std::vector<Tensor> BatchNormalization::updates() const {
 
 Tensor BatchNormalization::operator()(const Tensor& inputs, std::optional<Predicate> training) {
   if (!inputs) throw ValueError("batch_normalization: the input is an empty Tensor");
-  Graph& graph = inputs.graph();
   const Predicate pred = training.value_or(options_.training);
-  if (!built_) {
-    std::optional<VariableScope> scope;
+  // The functional form with a name (or under reuse) takes the name as is; otherwise the default
+  // name is uniquified.
+  const auto open = [&](std::optional<VariableScope>& scope, Graph& graph) {
     if (functional_ && !options_.name.empty()) {
       scope.emplace(graph, options_.name, options_.reuse);
     } else if (functional_ && options_.reuse != Reuse::kFalse) {
@@ -480,14 +476,8 @@ Tensor BatchNormalization::operator()(const Tensor& inputs, std::optional<Predic
       const std::string base = options_.name.empty() ? "batch_normalization" : options_.name;
       scope.emplace(graph, VariableScope::DefaultName{base}, options_.reuse);
     }
-    scope_name_ = scope->name();
-    build(inputs);
-    return call(inputs, pred);
-  }
-  check_input(inputs);
-  const NameScope root(graph, "/");
-  const NameScope scope(graph, scope_name_);
-  return call(inputs, pred);
+  };
+  return call_in_scope(inputs, open, [&] { return call(inputs, pred); });
 }
 
 // ---- the call: inference, training, moving averages, update ops ------------------------------
@@ -579,7 +569,7 @@ std::pair<Tensor, Tensor> BatchNormalization::renorm_correction(const Tensor& st
 // One tensor of the adjustment's result: of the input's graph and broadcasting against the input.
 void BatchNormalization::check_adjustment(const Tensor& inputs, const Tensor& t,
                                           const char* what) const {
-  const std::string name = label(scope_name_);
+  const std::string name = label(scope_name());
   if (!t || t.is_op())
     throw ValueError(str(name, ": adjustment returned an empty Tensor for the ", what));
   if (&t.graph() != &inputs.graph()) {
@@ -606,7 +596,7 @@ BatchNormalization::TrainingOutput BatchNormalization::train_composed(const Tens
   Tensor mean;
   Tensor variance;
   if (options_.synchronized) {
-    const nn::GlobalMoments stats = checked_global_moments(x, c.reduction_axes, scope_name_);
+    const nn::GlobalMoments stats = checked_global_moments(x, c.reduction_axes, scope_name());
     mean = stats.mean;
     variance = stats.variance;
   } else {
@@ -641,12 +631,13 @@ BatchNormalization::TrainingOutput BatchNormalization::train(const Tensor& input
   std::vector<int> counted = c.reduction_axes;  // with virtual batches, also the group's batch
   if (options_.virtual_batch_size) counted.push_back(1);
   // Synchronized statistics average over the global batch, which other ranks may fill.
-  const Tensor x = options_.synchronized ? batch : checked_batch_count(batch, counted, scope_name_);
+  const Tensor x =
+      options_.synchronized ? batch : checked_batch_count(batch, counted, scope_name());
   const Tensor gamma = param(gamma_);
   const Tensor beta = param(beta_);
   if (!c.fused_gradient) return train_composed(inputs, x, gamma, beta);
   if (options_.synchronized) {
-    const nn::GlobalMoments stats = checked_global_moments(x, c.reduction_axes, scope_name_);
+    const nn::GlobalMoments stats = checked_global_moments(x, c.reduction_axes, scope_name());
     const Tensor y =
         nn::synchronized_batch_norm({.x = x,
                                      .scale = gamma,
@@ -732,7 +723,7 @@ void BatchNormalization::add_updates(Graph& graph, const MovingStatistics& m) {
   updates_.insert(updates_.end(), call_updates.begin(), call_updates.end());
   if (!options_.trainable) {
     warn(str(
-        label(scope_name_), ": trainable=false, so its ", call_updates.size(),
+        label(scope_name()), ": trainable=false, so its ", call_updates.size(),
         " update ops are not added to UPDATE_OPS and moving_mean/moving_variance will not change "
         "in a standard training loop (TF1 behaviour); run layer.updates() yourself if you want "
         "them"));
@@ -749,7 +740,7 @@ void BatchNormalization::add_updates(Graph& graph, const MovingStatistics& m) {
 Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training) {
   const std::optional<bool> static_training = static_value(training);
   const auto& vbs = options_.virtual_batch_size;
-  const Tensor x = vbs ? ghost_split(inputs, *vbs, scope_name_) : inputs;
+  const Tensor x = vbs ? ghost_split(inputs, *vbs, scope_name()) : inputs;
   Tensor y;
   std::optional<MovingStatistics> moving;
   if (static_training == false) {
@@ -777,7 +768,7 @@ Tensor BatchNormalization::call(const Tensor& inputs, const Predicate& training)
     y = outs[0];
     moving = MovingStatistics::from_list(outs, 1);
   }
-  if (vbs) y = ghost_merge(y, scope_name_);
+  if (vbs) y = ghost_merge(y, scope_name());
   if (moving) add_updates(inputs.graph(), *moving);
   return y;
 }

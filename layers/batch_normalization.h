@@ -24,6 +24,7 @@
 #include "gradtape/autodiff/tensor.h"
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"
+#include "gradtape/layers/layer.h"
 
 namespace ad {
 class Session;
@@ -103,7 +104,7 @@ struct BatchNormalizationConfig {
   int rank = 0;
 };
 
-class BatchNormalization {
+class BatchNormalization : public Layer {
  public:
   // The class form; `options.training` is the default for calls that do not pass one.
   explicit BatchNormalization(BatchNormalizationOptions options = {});
@@ -115,10 +116,7 @@ class BatchNormalization {
     return (*this)(inputs, training);
   }
 
-  [[nodiscard]] bool built() const { return built_; }
   [[nodiscard]] const BatchNormalizationConfig& config() const;
-  // The variable scope, e.g. "batch_normalization_1" or "outer/bn".
-  [[nodiscard]] const std::string& scope_name() const { return scope_name_; }
 
   // Variables (empty Variable when not created: gamma without scale, beta without center, the
   // renorm ones without renorm).
@@ -129,20 +127,21 @@ class BatchNormalization {
   [[nodiscard]] Variable moving_stddev() const { return moving_stddev_; }
   [[nodiscard]] Variable renorm_mean() const { return renorm_mean_; }
   [[nodiscard]] Variable renorm_stddev() const { return renorm_stddev_; }
-  [[nodiscard]] std::vector<Variable> variables() const;
-  [[nodiscard]] std::vector<Variable> trainable_variables() const;
+  // variables() (all seven slots), trainable_variables() (gamma and beta), losses() (the
+  // regularization losses created with the variables), built() and scope_name(), e.g.
+  // "batch_normalization_1" or "outer/bn": see Layer.
 
   // The update ops of all calls so far (empty for a non-trainable layer, as in TF).
   [[nodiscard]] std::vector<Tensor> updates() const;
-  // The regularization losses created with the variables.
-  [[nodiscard]] const std::vector<Tensor>& losses() const { return losses_; }
 
  private:
   friend Tensor batch_normalization(const Tensor& inputs, const BatchNormalizationOptions& options);
   struct MovingStatistics;
   struct TrainingOutput;
-  void build(const Tensor& inputs);
-  void check_input(const Tensor& inputs) const;
+  void build(const Tensor& inputs) override;
+  void check_input(const Tensor& inputs) const override;
+  [[nodiscard]] std::vector<Variable> variable_slots() const override;
+  [[nodiscard]] std::vector<Variable> trainable_slots() const override { return {gamma_, beta_}; }
   void check_scalar_args(const Tensor& inputs) const;
   void check_adjustment(const Tensor& inputs, const Tensor& t, const char* what) const;
   Tensor call(const Tensor& inputs, const Predicate& training);
@@ -163,14 +162,11 @@ class BatchNormalization {
   BatchNormalizationOptions options_;
   bool functional_ =
       false;  // created by batch_normalization(): the name is the scope, never uniquified
-  bool built_ = false;
-  std::string scope_name_;
   BatchNormalizationConfig config_;
   Shape input_shape_;
   Variable gamma_, beta_, moving_mean_, moving_variance_, moving_stddev_, renorm_mean_,
       renorm_stddev_;
   std::vector<Tensor> updates_;
-  std::vector<Tensor> losses_;
 };
 
 // tf.compat.v1.layers.batch_normalization: a new layer per call, with TF1 name/reuse semantics;

@@ -68,7 +68,7 @@ Conv2D::Conv2D(std::int64_t filters, Size2 kernel_size, Conv2DOptions options)
 }
 
 void Conv2D::build(const Tensor& inputs) {
-  const std::string who = label(scope_name_);
+  const std::string who = label(scope_name());
   const Shape& shape = inputs.shape();
   const bool nchw = params_.data_format == DataFormat::kChannelsFirst;
   const char* layout = nchw ? "[batch, channels, height, width] for channels_first"
@@ -101,12 +101,11 @@ void Conv2D::build(const Tensor& inputs) {
       options_);
   kernel_ = variables.kernel;
   bias_ = variables.bias;
-  losses_ = std::move(variables.losses);
-  built_ = true;
+  mutable_losses() = std::move(variables.losses);
 }
 
 void Conv2D::check_input(const Tensor& inputs) const {
-  const std::string who = label(scope_name_);
+  const std::string who = label(scope_name());
   const Shape& shape = inputs.shape();
   if (shape.rank() != 4) {
     throw ValueError(str(who, ": input '", inputs.name(), "' has rank ", shape.rank(), " (shape ",
@@ -123,28 +122,15 @@ void Conv2D::check_input(const Tensor& inputs) const {
   detail::require_built_dtype(inputs, dtype_, who);
 }
 
-std::vector<Variable> Conv2D::variables() const {
-  return detail::existing_variables({kernel_, bias_});
-}
-
-std::vector<Variable> Conv2D::trainable_variables() const {
-  return detail::existing_variables({kernel_, bias_}, true);
-}
-
 Tensor Conv2D::operator()(const Tensor& inputs) {
   if (!inputs) throw ValueError(str(early_label(options_.name), ": the input is an empty Tensor"));
-  Graph& graph = inputs.graph();
-  if (!built_) {
-    std::optional<VariableScope> scope;
-    detail::open_layer_scope(scope, graph, functional_, options_.name, options_.reuse, "conv2d");
-    scope_name_ = scope->name();
-    build(inputs);
-    return call(inputs);
-  }
-  check_input(inputs);
-  const NameScope root(graph, "/");
-  const NameScope scope(graph, scope_name_);
-  return call(inputs);
+  return call_in_scope(
+      inputs,
+      [&](std::optional<VariableScope>& scope, Graph& graph) {
+        detail::open_layer_scope(scope, graph, functional_, options_.name, options_.reuse,
+                                 "conv2d");
+      },
+      [&] { return call(inputs); });
 }
 
 Tensor Conv2D::call(const Tensor& inputs) {
@@ -157,7 +143,7 @@ Tensor Conv2D::call(const Tensor& inputs) {
   }
   if (options_.activation) outputs = options_.activation(outputs);
   if (options_.activity_regularizer) {
-    losses_.push_back(detail::add_activity_loss(options_.activity_regularizer, outputs));
+    mutable_losses().push_back(detail::add_activity_loss(options_.activity_regularizer, outputs));
   }
   return outputs;
 }

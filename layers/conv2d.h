@@ -15,6 +15,7 @@
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"
 #include "gradtape/layers/dense.h"
+#include "gradtape/layers/layer.h"
 
 namespace ad::layers {
 
@@ -81,7 +82,7 @@ struct Conv2DOptions {
   Reuse reuse = Reuse::kFalse;
 };
 
-class Conv2D {
+class Conv2D : public Layer {
  public:
   // `filters` output channels, a `kernel_size` window; variables are created by the first call.
   Conv2D(std::int64_t filters, Size2 kernel_size, Conv2DOptions options = {});
@@ -91,35 +92,29 @@ class Conv2D {
   Tensor operator()(const Tensor& inputs);
   Tensor apply(const Tensor& inputs) { return (*this)(inputs); }
 
-  [[nodiscard]] bool built() const { return built_; }
-  [[nodiscard]] const std::string& scope_name() const { return scope_name_; }
   // `<scope>/kernel` [kh, kw, in, filters] and `<scope>/bias` [filters].
   [[nodiscard]] Variable kernel() const { return kernel_; }
   [[nodiscard]] Variable bias() const { return bias_; }
-  [[nodiscard]] std::vector<Variable> variables() const;
-  [[nodiscard]] std::vector<Variable> trainable_variables() const;
-  [[nodiscard]] const std::vector<Tensor>& losses() const { return losses_; }
+  // variables(), trainable_variables(), losses(), built() and scope_name(): see Layer.
   // The resolved convolution (strides, padding, data format, dilations) once built.
   [[nodiscard]] const Conv2DParams& params() const { return params_; }
 
  private:
   friend Tensor conv2d(const Tensor& inputs, std::int64_t filters, Size2 kernel_size,
                        const Conv2DOptions& options);
-  void build(const Tensor& inputs);
-  void check_input(const Tensor& inputs) const;
+  void build(const Tensor& inputs) override;
+  void check_input(const Tensor& inputs) const override;
+  [[nodiscard]] std::vector<Variable> variable_slots() const override { return {kernel_, bias_}; }
   Tensor call(const Tensor& inputs);
 
   std::int64_t filters_;
   Size2 kernel_size_;
   Conv2DOptions options_;
   bool functional_ = false;
-  bool built_ = false;
-  std::string scope_name_;
   Conv2DParams params_;
   std::int64_t in_channels_ = 0;
   DType dtype_ = DType::Float32;
   Variable kernel_, bias_;
-  std::vector<Tensor> losses_;
 };
 
 // tf.compat.v1.layers.conv2d: a new layer per call with TF1 name/reuse semantics;

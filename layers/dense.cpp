@@ -28,7 +28,7 @@ Dense::Dense(std::int64_t units, DenseOptions options)
 }
 
 void Dense::build(const Tensor& inputs) {
-  const std::string who = label(scope_name_);
+  const std::string who = label(scope_name());
   const Shape& shape = inputs.shape();
   if (shape.rank() < 2) {
     throw ValueError(str(who, ": input '", inputs.name(), "' has rank ", shape.rank(), " (shape ",
@@ -48,13 +48,12 @@ void Dense::build(const Tensor& inputs) {
       detail::create_kernel_and_bias(inputs.graph(), Shape{input_dim_, units_}, dtype_, options_);
   kernel_ = variables.kernel;
   bias_ = variables.bias;
-  losses_ = std::move(variables.losses);
-  built_ = true;
+  mutable_losses() = std::move(variables.losses);
 }
 
 void Dense::check_input(const Tensor& inputs) const {
   const Shape& shape = inputs.shape();
-  const std::string who = label(scope_name_);
+  const std::string who = label(scope_name());
   if (shape.rank() < 2) {
     throw ValueError(str(who, ": input '", inputs.name(), "' has rank ", shape.rank(), " (shape ",
                          shape, "); expected rank >= 2"));
@@ -68,28 +67,14 @@ void Dense::check_input(const Tensor& inputs) const {
   detail::require_built_dtype(inputs, dtype_, who);
 }
 
-std::vector<Variable> Dense::variables() const {
-  return detail::existing_variables({kernel_, bias_});
-}
-
-std::vector<Variable> Dense::trainable_variables() const {
-  return detail::existing_variables({kernel_, bias_}, true);
-}
-
 Tensor Dense::operator()(const Tensor& inputs) {
   if (!inputs) throw ValueError("dense: the input is an empty Tensor");
-  Graph& graph = inputs.graph();
-  if (!built_) {
-    std::optional<VariableScope> scope;
-    detail::open_layer_scope(scope, graph, functional_, options_.name, options_.reuse, "dense");
-    scope_name_ = scope->name();
-    build(inputs);
-    return call(inputs);
-  }
-  check_input(inputs);
-  const NameScope root(graph, "/");
-  const NameScope scope(graph, scope_name_);
-  return call(inputs);
+  return call_in_scope(
+      inputs,
+      [&](std::optional<VariableScope>& scope, Graph& graph) {
+        detail::open_layer_scope(scope, graph, functional_, options_.name, options_.reuse, "dense");
+      },
+      [&] { return call(inputs); });
 }
 
 Tensor Dense::call(const Tensor& inputs) {
@@ -118,7 +103,7 @@ Tensor Dense::call(const Tensor& inputs) {
   if (bias_) outputs = outputs + bias_.value();
   if (options_.activation) outputs = options_.activation(outputs);
   if (options_.activity_regularizer) {
-    losses_.push_back(detail::add_activity_loss(options_.activity_regularizer, outputs));
+    mutable_losses().push_back(detail::add_activity_loss(options_.activity_regularizer, outputs));
   }
   return outputs;
 }

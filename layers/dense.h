@@ -11,6 +11,7 @@
 #include "gradtape/autodiff/tensor.h"
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"
+#include "gradtape/layers/layer.h"
 
 namespace ad::layers {
 
@@ -34,7 +35,7 @@ struct DenseOptions {
   Reuse reuse = Reuse::kFalse;
 };
 
-class Dense {
+class Dense : public Layer {
  public:
   // The class form: `units` output features; the variables are created by the first call.
   explicit Dense(std::int64_t units, DenseOptions options = {});
@@ -44,33 +45,26 @@ class Dense {
   Tensor operator()(const Tensor& inputs);
   Tensor apply(const Tensor& inputs) { return (*this)(inputs); }
 
-  [[nodiscard]] bool built() const { return built_; }
   [[nodiscard]] std::int64_t units() const { return units_; }
-  // The variable scope, e.g. "dense_1" or "outer/fc1".
-  [[nodiscard]] const std::string& scope_name() const { return scope_name_; }
   // `<scope>/kernel` [in, units] and `<scope>/bias` [units] (empty Variable without use_bias).
   [[nodiscard]] Variable kernel() const { return kernel_; }
   [[nodiscard]] Variable bias() const { return bias_; }
-  [[nodiscard]] std::vector<Variable> variables() const;
-  [[nodiscard]] std::vector<Variable> trainable_variables() const;
-  // The regularization losses created with the variables, and activity losses of all calls.
-  [[nodiscard]] const std::vector<Tensor>& losses() const { return losses_; }
+  // variables(), trainable_variables(), losses() (the regularization losses created with the
+  // variables, and the activity losses of all calls), built() and scope_name(): see Layer.
 
  private:
   friend Tensor dense(const Tensor& inputs, std::int64_t units, const DenseOptions& options);
-  void build(const Tensor& inputs);
-  void check_input(const Tensor& inputs) const;
+  void build(const Tensor& inputs) override;
+  void check_input(const Tensor& inputs) const override;
+  [[nodiscard]] std::vector<Variable> variable_slots() const override { return {kernel_, bias_}; }
   Tensor call(const Tensor& inputs);
 
   std::int64_t units_;
   DenseOptions options_;
   bool functional_ = false;  // created by dense(): the name is the scope, never uniquified
-  bool built_ = false;
-  std::string scope_name_;
   std::int64_t input_dim_ = 0;
   DType dtype_ = DType::Float32;
   Variable kernel_, bias_;
-  std::vector<Tensor> losses_;
 };
 
 // tf.compat.v1.layers.dense: a new layer per call with TF1 name/reuse semantics;

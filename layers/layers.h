@@ -7,6 +7,7 @@
 #include "gradtape/layers/dense.h"
 #include "gradtape/layers/dropout.h"
 #include "gradtape/layers/flatten.h"
+#include "gradtape/layers/layer.h"
 #include "gradtape/layers/losses.h"
 #include "gradtape/layers/metrics.h"
 #include "gradtape/layers/normalization.h"

@@ -223,38 +223,23 @@ NormalizationLayer::NormalizationLayer(std::string name, Reuse reuse, const char
 Tensor NormalizationLayer::operator()(const Tensor& inputs) {
   check_inputs(base_name_, inputs, min_rank_);
   Graph& graph = inputs.graph();
-  if (built_ && &graph != graph_) {
-    throw ValueError(str(label(base_name_, scope_name_), ": input '", inputs.name(),
+  if (built() && &graph != graph_) {
+    throw ValueError(str(label(base_name_, scope_name()), ": input '", inputs.name(),
                          "' belongs to another graph than the layer's variables"));
   }
   std::optional<VariableScope> scope;
-  if (!built_) {
+  if (!built()) {
     detail::open_layer_scope(scope, graph, false, name_, reuse_, base_name_);
-    scope_name_ = scope->name();
   } else {
-    scope.emplace(graph, VariableScope::FullName{scope_name_}, Reuse::kTrue);
+    scope.emplace(graph, VariableScope::FullName{scope_name()}, Reuse::kTrue);
   }
-  const Tensor out = call(inputs, scope_name_);
-  if (!built_) {
-    built_ = true;
+  const std::string name = built() ? scope_name() : scope->name();
+  const Tensor out = call(inputs, name);
+  if (!built()) {
+    mark_built(name);
     graph_ = &graph;
-    if (scale_) gamma_ = get_variable_by_name(graph, scope_name_ + "/gamma");
-    if (center_) beta_ = get_variable_by_name(graph, scope_name_ + "/beta");
-  }
-  return out;
-}
-
-std::vector<Variable> NormalizationLayer::variables() const {
-  std::vector<Variable> out;
-  if (gamma_) out.push_back(gamma_);
-  if (beta_) out.push_back(beta_);
-  return out;
-}
-
-std::vector<Variable> NormalizationLayer::trainable_variables() const {
-  std::vector<Variable> out;
-  for (const auto& v : variables()) {
-    if (v.trainable()) out.push_back(v);
+    if (scale_) gamma_ = get_variable_by_name(graph, name + "/gamma");
+    if (center_) beta_ = get_variable_by_name(graph, name + "/beta");
   }
   return out;
 }

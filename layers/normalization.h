@@ -23,6 +23,7 @@
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"
 #include "gradtape/layers/batch_normalization.h"
+#include "gradtape/layers/layer.h"
 
 namespace ad::layers {
 
@@ -95,7 +96,7 @@ struct InstanceNormalizationOptions {
 // The class forms (Keras's objects): the first call creates gamma and beta under the layer's
 // scope ("layer_normalization", "layer_normalization_1", ... or the options' name); later calls,
 // on other inputs, share them (same normalized sizes: ValueError otherwise, from get_variable).
-class NormalizationLayer {
+class NormalizationLayer : public Layer {
  public:
   NormalizationLayer(const NormalizationLayer&) = delete;
   NormalizationLayer& operator=(const NormalizationLayer&) = delete;
@@ -107,14 +108,11 @@ class NormalizationLayer {
   Tensor operator()(const Tensor& inputs);
   Tensor apply(const Tensor& inputs) { return (*this)(inputs); }
 
-  [[nodiscard]] bool built() const { return built_; }
-  // The variable scope, e.g. "layer_normalization_1" or "outer/ln".
-  [[nodiscard]] const std::string& scope_name() const { return scope_name_; }
   // Empty Variable before the first call, and without scale (gamma) or center (beta).
   [[nodiscard]] Variable gamma() const { return gamma_; }
   [[nodiscard]] Variable beta() const { return beta_; }
-  [[nodiscard]] std::vector<Variable> variables() const;
-  [[nodiscard]] std::vector<Variable> trainable_variables() const;
+  // variables(), trainable_variables(), built() and scope_name(), e.g. "layer_normalization_1"
+  // or "outer/ln": see Layer.
 
  protected:
   NormalizationLayer(std::string name, Reuse reuse, const char* base_name, int min_rank,
@@ -123,6 +121,7 @@ class NormalizationLayer {
  private:
   // The layer's computation inside its open variable scope `scope`.
   virtual Tensor call(const Tensor& inputs, const std::string& scope) = 0;
+  [[nodiscard]] std::vector<Variable> variable_slots() const override { return {gamma_, beta_}; }
 
   std::string name_;
   Reuse reuse_;
@@ -130,9 +129,7 @@ class NormalizationLayer {
   int min_rank_;
   bool center_;
   bool scale_;
-  bool built_ = false;
   const Graph* graph_ = nullptr;
-  std::string scope_name_;
   Variable gamma_;
   Variable beta_;
 };
