@@ -278,16 +278,36 @@ const BatchNormalizationConfig& BatchNormalization::config() const {
   return config_;
 }
 
+// The first call: checks the input and the options against it (TF's ValueErrors, spec §2),
+// settles the configuration (spec §3-4) and creates the variables.
 void BatchNormalization::build(const Tensor& inputs) {
   const std::string name = label(scope_name());
   const Shape& shape = inputs.shape();
-  const int rank = shape.rank();
-  if (rank == 0)
+  if (shape.rank() == 0)
     throw ValueError(str(name, ": Input has undefined rank: '", inputs.name(), "' is a scalar"));
   if (!is_floating(inputs.dtype())) {
     throw ValueError(str(name, ": input '", inputs.name(), "' is ", inputs.dtype(),
                          "; expected float32 or float64"));
   }
+  std::vector<int> axes = resolve_axes(inputs);
+  check_scalar_args(inputs);
+  std::sort(axes.begin(), axes.end());
+  check_virtual_batch(inputs, axes);
+  for (int a : axes) {
+    if (shape[a] < 0) {
+      throw ValueError(str(name, ": Input has undefined `axis` dimension: axis ", a, " of '",
+                           inputs.name(), "' has shape ", shape));
+    }
+  }
+  configure(inputs, axes);
+  create_variables(inputs.graph(), inputs.dtype());
+}
+
+// options.axis resolved against the input's rank (negative axes count from the end), each once.
+std::vector<int> BatchNormalization::resolve_axes(const Tensor& inputs) const {
+  const std::string name = label(scope_name());
+  const Shape& shape = inputs.shape();
+  const int rank = shape.rank();
   std::vector<int> axes;
   for (int a : options_.axis.axes()) {
     const int resolved = a < 0 ? a + rank : a;
@@ -302,8 +322,15 @@ void BatchNormalization::build(const Tensor& inputs) {
     axes.push_back(resolved);
   }
   if (axes.empty()) throw ValueError(str(name, ": axis is an empty list"));
-  check_scalar_args(inputs);
-  std::sort(axes.begin(), axes.end());
+  return axes;
+}
+
+// virtual_batch_size's conditions (spec §2): positive, dividing a known batch, not with axis 0,
+// adjustment or synchronized.
+void BatchNormalization::check_virtual_batch(const Tensor& inputs,
+                                             const std::vector<int>& axes) const {
+  const std::string name = label(scope_name());
+  const Shape& shape = inputs.shape();
   const auto& vbs = options_.virtual_batch_size;
   if (vbs && options_.synchronized) {
     throw ValueError(str(name, ": synchronized cannot be combined with virtual_batch_size (", *vbs,
@@ -333,12 +360,15 @@ void BatchNormalization::build(const Tensor& inputs) {
                            ") is not divisible by virtual_batch_size ", *vbs));
     }
   }
-  for (int a : axes) {
-    if (shape[a] < 0) {
-      throw ValueError(str(name, ": Input has undefined `axis` dimension: axis ", a, " of '",
-                           inputs.name(), "' has shape ", shape));
-    }
-  }
+}
+
+// The configuration the calls use: which kernel conventions apply, epsilon, the parameters' shape
+// and broadcast shape (spec §3) and the reduction axes (with virtual batches, over the ghost
+// batch axis 0 and the non-feature axes, skipping the group axis 1).
+void BatchNormalization::configure(const Tensor& inputs, const std::vector<int>& axes) {
+  const Shape& shape = inputs.shape();
+  const int rank = shape.rank();
+  const auto& vbs = options_.virtual_batch_size;
   BatchNormalizationConfig& c = config_;
   c.axes = axes;
   c.rank = rank;
@@ -378,10 +408,12 @@ void BatchNormalization::build(const Tensor& inputs) {
     if (std::find(axes.begin(), axes.end(), original) == axes.end()) c.reduction_axes.push_back(d);
   }
   input_shape_ = shape;
+}
 
-  // Variables, in TF's order (spec §3).
-  Graph& graph = inputs.graph();
-  const DType dtype = inputs.dtype();
+// gamma, beta, the moving statistics and, with renorm, its three variables, in TF's order, and
+// the regularization losses made with them.
+void BatchNormalization::create_variables(Graph& graph, DType dtype) {
+  const BatchNormalizationConfig& c = config_;
   const auto losses_before = graph.get_collection(GraphKeys::REGULARIZATION_LOSSES).size();
   const Initializer mv_init = or_constant(options_.moving_variance_initializer, 1.0);
   const Initializer mm_init = or_constant(options_.moving_mean_initializer, 0.0);

@@ -139,6 +139,10 @@ class BatchNormalization : public Layer {
   struct MovingStatistics;
   struct TrainingOutput;
   void build(const Tensor& inputs) override;
+  [[nodiscard]] std::vector<int> resolve_axes(const Tensor& inputs) const;
+  void check_virtual_batch(const Tensor& inputs, const std::vector<int>& axes) const;
+  void configure(const Tensor& inputs, const std::vector<int>& axes);
+  void create_variables(Graph& graph, DType dtype);
   void check_input(const Tensor& inputs) const override;
   [[nodiscard]] std::vector<Variable> variable_slots() const override;
   [[nodiscard]] std::vector<Variable> trainable_slots() const override { return {gamma_, beta_}; }
