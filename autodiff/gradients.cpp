@@ -102,55 +102,50 @@ void check_same_graph(const Tensor& t, Graph*& graph, const char* what) {
     throw ValueError(str("gradients: '", t.name(), "' in ", what, " belongs to another graph"));
 }
 
-}  // namespace
-
-std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<GradTarget>& xs,
-                              const std::vector<Tensor>& grad_ys) {
-  if (ys.empty()) throw ValueError("gradients: ys is empty");
-  if (!grad_ys.empty() && grad_ys.size() != ys.size()) {
-    throw ValueError(str("gradients: ", ys.size(), " ys but ", grad_ys.size(), " grad_ys"));
+// The nodes between the xs and the ys (indices lo..hi): reached from some x, and reaching some y.
+struct Reach {
+  int lo = 0;
+  std::vector<char> from_x;
+  std::vector<char> to_y;
+  [[nodiscard]] bool from_an_x(int node) const {
+    return node >= lo && from_x[static_cast<std::size_t>(node - lo)] != 0;
   }
-  Graph* graph_ptr = nullptr;
-  for (const auto& y : ys) check_same_graph(y, graph_ptr, "ys");
-  for (const auto& x : xs) check_same_graph(x.tensor(), graph_ptr, "xs");
-  Graph& graph = *graph_ptr;
-  std::vector<Tensor> result(xs.size());
-  if (xs.empty()) return result;
+  [[nodiscard]] bool between(int node) const {
+    const auto local = static_cast<std::size_t>(node - lo);
+    return from_x[local] != 0 && to_y[local] != 0;
+  }
+};
 
-  int lo = graph.num_nodes();
-  int hi = -1;
-  for (const auto& x : xs) lo = std::min(lo, x.tensor().node_index());
-  for (const auto& y : ys) hi = std::max(hi, y.node_index());
-  if (hi < lo) return result;
+// One forward sweep marks what the xs reach, one backward sweep what reaches the ys; the tape is
+// in execution order, so both are single passes.
+Reach reach(const Graph& graph, int lo, int hi, const std::vector<GradTarget>& xs,
+            const std::vector<Tensor>& ys) {
   const auto span = static_cast<std::size_t>(hi - lo + 1);
-  // Nodes reached from some x (forward) and reaching some y (backward).
-  std::vector<char> from_x(span, 0);
-  for (const auto& x : xs) from_x[static_cast<std::size_t>(x.tensor().node_index() - lo)] = 1;
+  Reach r{lo, std::vector<char>(span, 0), std::vector<char>(span, 0)};
+  for (const auto& x : xs) r.from_x[static_cast<std::size_t>(x.tensor().node_index() - lo)] = 1;
   for (int n = lo; n <= hi; ++n) {
-    auto& flag = from_x[static_cast<std::size_t>(n - lo)];
-    if (flag) continue;
+    auto& flag = r.from_x[static_cast<std::size_t>(n - lo)];
     for (const auto& in : graph.node(n).inputs) {
-      if (in.node >= lo && from_x[static_cast<std::size_t>(in.node - lo)]) {
-        flag = 1;
-        break;
-      }
+      if (flag) break;
+      flag = r.from_an_x(in.node) ? 1 : 0;
     }
   }
-  std::vector<char> to_y(span, 0);
-  for (const auto& y : ys) to_y[static_cast<std::size_t>(y.node_index() - lo)] = 1;
+  for (const auto& y : ys) r.to_y[static_cast<std::size_t>(y.node_index() - lo)] = 1;
   for (int n = hi; n >= lo; --n) {
-    if (!to_y[static_cast<std::size_t>(n - lo)]) continue;
+    if (!r.to_y[static_cast<std::size_t>(n - lo)]) continue;
     for (const auto& in : graph.node(n).inputs) {
-      if (in.node >= lo) to_y[static_cast<std::size_t>(in.node - lo)] = 1;
+      if (in.node >= lo) r.to_y[static_cast<std::size_t>(in.node - lo)] = 1;
     }
   }
+  return r;
+}
 
-  const NameScope scope(graph, "gradients");
-  GradientTable table(graph, lo, hi);
+// Seeds the table with each floating y that some x reaches: grad_ys[i], or ones shaped like y.
+void seed_ys(Graph& graph, GradientTable& table, const Reach& r, const std::vector<Tensor>& ys,
+             const std::vector<Tensor>& grad_ys) {
   for (std::size_t i = 0; i < ys.size(); ++i) {
     const Tensor& y = ys[i];
-    if (!is_floating(y.dtype())) continue;
-    if (!from_x[static_cast<std::size_t>(y.node_index() - lo)]) continue;
+    if (!is_floating(y.dtype()) || !r.from_an_x(y.node_index())) continue;
     Tensor seed;
     if (!grad_ys.empty() && grad_ys[i]) {
       if (grad_ys[i].dtype() != y.dtype() || !grad_ys[i].shape().is_compatible_with(y.shape())) {
@@ -165,46 +160,68 @@ std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<G
     }
     table.add({y.node_index(), y.output_index()}, seed);
   }
+}
 
-  std::vector<Tensor> grad_outputs;
-  std::vector<char> wants;
-  std::vector<Tensor> grad_inputs;
+// Records node n's gradient (its op's gradient function, in the node's control context and a
+// "<name>_grad" name scope) for the inputs that come from an x and are floating, and adds what it
+// sends back to the table. Nothing when no output has a gradient or no input wants one.
+void back_propagate(Graph& graph, GradientTable& table, const Reach& r, int n) {
+  const Node& node = graph.node(n);
+  const auto num_outputs = node.outputs.size();
+  std::vector<Tensor> grad_outputs(num_outputs);
+  bool any = false;
+  for (std::size_t k = 0; k < num_outputs; ++k) {
+    grad_outputs[k] = table.total(n, static_cast<int>(k));
+    any |= static_cast<bool>(grad_outputs[k]);
+  }
+  if (!any || node.op->gradient == nullptr) return;
+  const auto num_inputs = node.inputs.size();
+  std::vector<char> wants(num_inputs, 0);
+  bool wanted = false;
+  for (std::size_t i = 0; i < num_inputs; ++i) {
+    const auto& in = node.inputs[i];
+    wants[i] = r.from_an_x(in.node) && is_floating(graph.spec(in).dtype) ? 1 : 0;
+    wanted |= wants[i] != 0;
+  }
+  if (!wanted) return;
+  std::vector<Tensor> grad_inputs(num_inputs);
+  {
+    const ContextScope in_context(graph, node.context);
+    const NameScope node_scope(graph, node.name.substr(node.name.rfind('/') + 1) + "_grad");
+    GradContext ctx(graph, n, grad_outputs, wants, grad_inputs);
+    node.op->gradient(ctx);
+  }
+  for (std::size_t i = 0; i < num_inputs; ++i) {
+    if (grad_inputs[i]) table.add(node.inputs[i], grad_inputs[i]);
+  }
+}
+
+}  // namespace
+
+std::vector<Tensor> gradients(const std::vector<Tensor>& ys, const std::vector<GradTarget>& xs,
+                              const std::vector<Tensor>& grad_ys) {
+  if (ys.empty()) throw ValueError("gradients: ys is empty");
+  if (!grad_ys.empty() && grad_ys.size() != ys.size()) {
+    throw ValueError(str("gradients: ", ys.size(), " ys but ", grad_ys.size(), " grad_ys"));
+  }
+  Graph* graph_ptr = nullptr;
+  for (const auto& y : ys) check_same_graph(y, graph_ptr, "ys");
+  for (const auto& x : xs) check_same_graph(x.tensor(), graph_ptr, "xs");
+  Graph& graph = *graph_ptr;
+  std::vector<Tensor> result(xs.size());
+  if (xs.empty()) return result;
+  int lo = graph.num_nodes();
+  int hi = -1;
+  for (const auto& x : xs) lo = std::min(lo, x.tensor().node_index());
+  for (const auto& y : ys) hi = std::max(hi, y.node_index());
+  if (hi < lo) return result;
+  const Reach r = reach(graph, lo, hi, xs, ys);
+  const NameScope scope(graph, "gradients");
+  GradientTable table(graph, lo, hi);
+  seed_ys(graph, table, r, ys, grad_ys);
+  // The backward sweep: the tape in reverse is a reverse topological order.
   for (int n = hi; n >= lo; --n) {
-    const auto local = static_cast<std::size_t>(n - lo);
-    if (!from_x[local] || !to_y[local]) continue;
-    const Node& node = graph.node(n);
-    const int num_outputs = static_cast<int>(node.outputs.size());
-    grad_outputs.assign(static_cast<std::size_t>(num_outputs), Tensor());
-    bool any = false;
-    for (int k = 0; k < num_outputs; ++k) {
-      grad_outputs[static_cast<std::size_t>(k)] = table.total(n, k);
-      any |= static_cast<bool>(grad_outputs[static_cast<std::size_t>(k)]);
-    }
-    if (!any || node.op->gradient == nullptr) continue;
-    const int num_inputs = static_cast<int>(node.inputs.size());
-    wants.assign(static_cast<std::size_t>(num_inputs), 0);
-    bool wanted = false;
-    for (int i = 0; i < num_inputs; ++i) {
-      const auto& in = node.inputs[static_cast<std::size_t>(i)];
-      const bool w = in.node >= lo && from_x[static_cast<std::size_t>(in.node - lo)] &&
-                     is_floating(graph.spec(in).dtype);
-      wants[static_cast<std::size_t>(i)] = w ? 1 : 0;
-      wanted |= w;
-    }
-    if (!wanted) continue;
-    grad_inputs.assign(static_cast<std::size_t>(num_inputs), Tensor());
-    {
-      const ContextScope in_context(graph, node.context);
-      const NameScope node_scope(graph, node.name.substr(node.name.rfind('/') + 1) + "_grad");
-      GradContext ctx(graph, n, grad_outputs, wants, grad_inputs);
-      node.op->gradient(ctx);
-    }
-    for (int i = 0; i < num_inputs; ++i) {
-      if (grad_inputs[static_cast<std::size_t>(i)]) {
-        table.add(node.inputs[static_cast<std::size_t>(i)],
-                  grad_inputs[static_cast<std::size_t>(i)]);
-      }
-    }
+    if (r.between(n)) back_propagate(graph, table, r, n);
   }
   for (std::size_t i = 0; i < xs.size(); ++i) {
     const Tensor& x = xs[i].tensor();
