@@ -191,8 +191,10 @@ GradsAndVars Optimizer::compute_gradients(const Tensor& loss,
   return out;
 }
 
-Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
-                                  std::optional<Variable> global_step, std::string_view name) {
+// The pairs of grads_and_vars that have a gradient, checked (no empty or repeated variable, each
+// gradient fitting its variable); ValueError naming every variable when none has one.
+std::pair<std::vector<Variable>, std::vector<Tensor>> Optimizer::pairs_with_gradients(
+    const GradsAndVars& grads_and_vars) const {
   std::vector<Variable> vars;
   std::vector<Tensor> grads;
   std::vector<Variable> all_vars;
@@ -213,6 +215,33 @@ Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
     throw ValueError(str(name_, ".apply_gradients: no gradients provided for any variable: ",
                          variable_names(all_vars)));
   }
+  return {vars, grads};
+}
+
+// In `scope`: each variable's update (then its constraint), then the optimizer's finish step under
+// control dependencies on all of them. Returns the updates and the finish ops.
+std::vector<Tensor> Optimizer::record_updates(Graph& graph, const std::string& scope,
+                                              const std::vector<Variable>& vars,
+                                              const std::vector<Tensor>& grads) {
+  const NameScope outer(graph, scope + "/");
+  std::vector<Tensor> update_ops;
+  prepare();
+  for (std::size_t i = 0; i < vars.size(); ++i) {
+    const Variable& var = vars[i];
+    const NameScope update_scope(graph, "update_" + var.name());
+    const Tensor update = apply_dense(grads[i], var);
+    update_ops.push_back(var.constraint() ? constrained(name_, update, var) : update);
+  }
+  std::vector<Tensor> finish_ops = update_ops;
+  const ControlDependencies after(graph, update_ops);
+  const auto extra = finish();
+  finish_ops.insert(finish_ops.end(), extra.begin(), extra.end());
+  return finish_ops;
+}
+
+Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
+                                  std::optional<Variable> global_step, std::string_view name) {
+  const auto [vars, grads] = pairs_with_gradients(grads_and_vars);
   Graph& graph = vars[0].graph();
   if (global_step) {
     check_global_step(*global_step, name_ + ".apply_gradients");
@@ -238,24 +267,7 @@ Tensor Optimizer::apply_gradients(const GradsAndVars& grads_and_vars,
     }
   } reset{*this};
   const std::string scope = scope_name_for(graph, name.empty() ? std::string_view(name_) : name);
-  std::vector<Tensor> update_ops;
-  {
-    const NameScope outer(graph, scope + "/");
-    prepare();
-    for (std::size_t i = 0; i < vars.size(); ++i) {
-      const Variable& var = vars[i];
-      const NameScope update_scope(graph, "update_" + var.name());
-      const Tensor update = apply_dense(grads[i], var);
-      update_ops.push_back(var.constraint() ? constrained(name_, update, var) : update);
-    }
-  }
-  std::vector<Tensor> finish_ops = update_ops;
-  {
-    const NameScope outer(graph, scope + "/");
-    const ControlDependencies after(graph, update_ops);
-    const auto extra = finish();
-    finish_ops.insert(finish_ops.end(), extra.begin(), extra.end());
-  }
+  const std::vector<Tensor> finish_ops = record_updates(graph, scope, vars, grads);
   Tensor train_op;
   if (global_step) {
     Tensor finished;

@@ -102,6 +102,12 @@ class Optimizer {
   Tensor hyper(std::string_view key, const Hyperparameter& value, DType dtype);
 
  private:
+  [[nodiscard]] std::pair<std::vector<Variable>, std::vector<Tensor>> pairs_with_gradients(
+      const GradsAndVars& grads_and_vars) const;
+  std::vector<Tensor> record_updates(Graph& graph, const std::string& scope,
+                                     const std::vector<Variable>& vars,
+                                     const std::vector<Tensor>& grads);
+
   using VarKey = std::pair<const Graph*, int>;
   std::string name_;
   std::map<std::string, std::map<VarKey, Variable>, std::less<>> slots_;
