@@ -70,6 +70,37 @@ void require_dtypes_supported(const OpDef& op, const std::string& node,
 
 }  // namespace
 
+// Input i of a node being recorded: checked (not empty, of this graph, an output), and captured
+// into the current while loop when it comes from outside it.
+TensorRef Graph::resolve_input(const OpDef& op, const std::string& node, std::size_t i,
+                               const Tensor& t) {
+  if (!t) throw ValueError(str(op.name, " '", node, "': input ", i, " is an empty Tensor"));
+  if (&t.graph() != this) {
+    throw ValueError(
+        str(op.name, " '", node, "': input ", i, " ('", t.name(), "') belongs to another graph"));
+  }
+  (void)t.op();  // a handle to a node or output this graph lacks is a ValueError
+  if (t.is_op()) {
+    throw ValueError(str(op.name, " '", node, "': input ", i, " ('", t.name(),
+                         "') is an op without outputs; use it in ControlDependencies instead"));
+  }
+  const TensorRef ref{t.node_index(), t.output_index()};
+  const int producer_context = this->node(t.node_index()).context;
+  if (context_visible(producer_context, context_)) return ref;
+  // A value from outside an enclosing while loop is captured (a Merge, which takes values from
+  // branches it is outside of, keeps them as they are).
+  const bool other_loop = enclosing_loop(producer_context) != enclosing_loop(context_);
+  const auto captured = op.accepts_missing_inputs && !other_loop ? std::optional<TensorRef>(ref)
+                                                                 : capture(ref, context_);
+  if (!captured) {
+    throw ValueError(str(op.name, " '", node, "': input ", i, " ('", t.name(),
+                         "') was created inside a ", other_loop ? "while loop" : "cond branch",
+                         " and cannot be used outside it; return it from the ",
+                         other_loop ? "loop body" : "branch function", " instead"));
+  }
+  return *captured;
+}
+
 std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> inputs,
                                   std::vector<TensorSpec> outputs, std::any attrs,
                                   std::string_view name) {
@@ -79,39 +110,7 @@ std::vector<Tensor> Graph::record(const OpDef& op, std::span<const Tensor> input
   n.context = context_;
   n.inputs.reserve(inputs.size());
   for (std::size_t i = 0; i < inputs.size(); ++i) {
-    const Tensor& t = inputs[i];
-    if (!t) throw ValueError(str(op.name, " '", n.name, "': input ", i, " is an empty Tensor"));
-    if (&t.graph() != this) {
-      throw ValueError(str(op.name, " '", n.name, "': input ", i, " ('", t.name(),
-                           "') belongs to another graph"));
-    }
-    (void)t.op();  // a handle to a node or output this graph lacks is a ValueError
-    if (t.is_op()) {
-      throw ValueError(str(op.name, " '", n.name, "': input ", i, " ('", t.name(),
-                           "') is an op without outputs; use it in ControlDependencies instead"));
-    }
-    TensorRef ref{t.node_index(), t.output_index()};
-    const int producer_context = node(t.node_index()).context;
-    if (!context_visible(producer_context, context_)) {
-      // A value from outside an enclosing while loop is captured (a Merge, which takes values
-      // from branches it is outside of, keeps them as they are).
-      const auto captured =
-          op.accepts_missing_inputs && enclosing_loop(producer_context) == enclosing_loop(context_)
-              ? std::optional<TensorRef>(ref)
-              : capture(ref, context_);
-      if (!captured) {
-        throw ValueError(
-            str(op.name, " '", n.name, "': input ", i, " ('", t.name(), "') was created inside a ",
-                enclosing_loop(producer_context) != enclosing_loop(context_) ? "while loop"
-                                                                             : "cond branch",
-                " and cannot be used outside it; return it from the ",
-                enclosing_loop(producer_context) != enclosing_loop(context_) ? "loop body"
-                                                                             : "branch function",
-                " instead"));
-      }
-      ref = *captured;
-    }
-    n.inputs.push_back(ref);
+    n.inputs.push_back(resolve_input(op, n.name, i, inputs[i]));
   }
   require_dtypes_supported(op, n.name, inputs, outputs);
   for (auto frame = control_stack_.rbegin(); frame != control_stack_.rend(); ++frame) {

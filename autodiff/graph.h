@@ -212,6 +212,7 @@ class Graph {
   friend class NameScope;
   friend class ControlDependencies;
   friend class VariableScope;
+  TensorRef resolve_input(const OpDef& op, const std::string& node, std::size_t i, const Tensor& t);
 
   std::deque<Node> nodes_;  // a deque: nodes never move, so plans may point at them
   std::map<std::string, int, std::less<>> name_counts_;
