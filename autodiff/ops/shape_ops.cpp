@@ -22,23 +22,18 @@
 namespace ad {
 
 namespace {
-using detail::copy_box;
 using detail::Dims;
 using detail::for_each_index;
 using detail::for_each_row;
 using detail::kParallelElements;
 using detail::Nest;
 using detail::op_label;
-using detail::Paddings;
 using detail::record_one_input;
 using detail::require_tensor;
-using detail::shape_from_input;
 using detail::simplify;
 using detail::strides_of;
 using detail::u;
 using detail::vector_string;
-using detail::zero_fill;
-using detail::zeroed_scratch;
 }  // namespace
 
 // ---- reshape ------------------------------------------------------------------------------------
