@@ -27,10 +27,13 @@ namespace ad {
 namespace detail {
 namespace {
 
-// How long an idle worker (or a caller waiting for a late piece) polls before it sleeps. Long
-// enough to bridge the gap between the kernels of a training step on a quiet machine, short enough
-// that a thread waiting for a descheduled peer gives its core back almost at once.
-constexpr auto kSpinTime = std::chrono::microseconds(30);
+// How long an idle worker (or a caller waiting for a late piece) polls before it sleeps: a few
+// microseconds, enough for back-to-back loops. Polling burns the time slice a shared machine's
+// scheduler then takes back from the process: with 30 us, the training step of
+// bench/threads_user.cpp with one competing process per core measured about 6% slower than with
+// 5 us, and no faster without them (medians of 4 runs on a 2-core machine that other jobs kept
+// at a load average near 10, so within its noise).
+constexpr auto kSpinTime = std::chrono::microseconds(5);
 // Blocks per participating thread: small blocks let the others take over the work of a thread
 // the OS has descheduled; few enough that claiming costs nothing next to a block.
 constexpr std::int64_t kBlocksPerThread = 4;

@@ -16,6 +16,8 @@ namespace ad::detail {
 
 // Below this many elements (or element-sized steps of work) a loop runs on the calling thread.
 inline constexpr std::int64_t kParallelElements = std::int64_t{1} << 15;
+// The fixed chunk of for_each_element's parallel path.
+inline constexpr std::int64_t kChunkElements = 4096;
 
 // Runs body(i) for i in [0, n), across threads only when `parallel` (and n > 1). Each index is
 // one piece of work: body(i) must not depend on which thread runs it.
@@ -36,7 +38,6 @@ void for_each_index(std::int64_t n, bool parallel, Body body) {
 template <class Body>
 void for_each_element(std::int64_t n, Body body) {
   if (n >= kParallelElements) {
-    constexpr std::int64_t kChunkElements = 4096;
     const std::int64_t chunks = (n + kChunkElements - 1) / kChunkElements;
     parallel_for(chunks, [&body, n](std::int64_t first, std::int64_t last) {
       for (std::int64_t chunk = first; chunk < last; ++chunk) {
