@@ -27,6 +27,7 @@
 #include "gradtape/autodiff/session.h"
 #include "gradtape/autodiff/summary.h"
 #include "gradtape/autodiff/tensor.h"
+#include "gradtape/autodiff/threading.h"
 #include "gradtape/autodiff/variable.h"
 #include "gradtape/autodiff/variable_scope.h"
 #include "gradtape/autodiff/warnings.h"

@@ -1,6 +1,7 @@
 // CheckNumerics: pass-through kernel with a vectorized NaN/Inf scan, and its gradient.
 #include "autodiff/check_numerics.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -8,6 +9,7 @@
 #include "autodiff/error.h"
 #include "autodiff/gradients.h"
 #include "autodiff/internal/all_finite.h"
+#include "autodiff/internal/thread_pool.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 
@@ -19,20 +21,25 @@ struct CheckNumericsAttrs {
   std::string message;
 };
 
-// x - x is 0 for every finite x and NaN for NaN and +-Inf, so one sum answers "all finite?"
-// without a branch per element; the order of the sum cannot change whether it is NaN, so the
-// parallel split needs no fixed blocking here.
+// x - x is 0 for every finite x and NaN for NaN and +-Inf, so one sum per range answers "all
+// finite?" without a branch per element. Whether a sum is NaN does not depend on its order or on
+// how the elements are cut into ranges, so the answer is the same with any number of threads.
+template <class T>
+T finite_probe(const T* x, std::int64_t begin, std::int64_t end) {
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (std::int64_t i = begin; i < end; ++i) acc += x[i] - x[i];
+  return acc;
+}
+
 template <class T>
 bool all_finite_elements(const T* x, std::int64_t n) {
-  T acc = 0;
-  if (n >= detail::kParallelElements) {
-#pragma omp parallel for simd reduction(+ : acc)
-    for (std::int64_t i = 0; i < n; ++i) acc += x[i] - x[i];
-  } else {
-#pragma omp simd reduction(+ : acc)
-    for (std::int64_t i = 0; i < n; ++i) acc += x[i] - x[i];
-  }
-  return acc == 0;
+  if (n < detail::kParallelElements) return finite_probe(x, 0, n) == 0;
+  std::atomic<bool> finite{true};
+  detail::parallel_for(n, [&](std::int64_t begin, std::int64_t end) {
+    if (finite_probe(x, begin, end) != 0) finite.store(false, std::memory_order_relaxed);
+  });
+  return finite.load();
 }
 
 void check_numerics_kernel(KernelContext& ctx) {

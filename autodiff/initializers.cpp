@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "autodiff/error.h"
+#include "autodiff/internal/thread_pool.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/array.h"
 #include "autodiff/ops/basic.h"
@@ -78,24 +79,36 @@ void orthonormalize(std::vector<std::vector<double>>& cols, std::int64_t m) {
     for (double& e : v) e *= inv;
     const std::int64_t len = m - k;
     const double* vp = v.data();
-    // One parallel region per reflector: worth it only when each carries about a millisecond of
+    // Parallel per reflector only: worth it only when each carries about a millisecond of
     // work (columns are independent, so the result does not depend on the thread count).
-#pragma omp parallel for schedule(static) if ((n - k) * len >= (1 << 20))
-    for (std::int64_t j = k + 1; j < n; ++j) {
-      reflect(vp, cols[static_cast<std::size_t>(j)].data() + k, len);
+    auto reflect_columns = [&](std::int64_t first, std::int64_t last) {
+      for (std::int64_t j = k + 1 + first; j < k + 1 + last; ++j) {
+        reflect(vp, cols[static_cast<std::size_t>(j)].data() + k, len);
+      }
+    };
+    if ((n - k) * len >= (1 << 20)) {
+      detail::parallel_for(n - k - 1, reflect_columns);
+    } else {
+      reflect_columns(0, n - k - 1);
     }
     reflectors[static_cast<std::size_t>(k)] = std::move(v);
   }
   // Q e_j = H_0 H_1 ... H_{n-1} e_j; reflectors H_k with k > j leave e_j unchanged.
-#pragma omp parallel for schedule(dynamic) if (n * m >= (1 << 14))
-  for (std::int64_t j = 0; j < n; ++j) {
-    std::vector<double>& q = cols[static_cast<std::size_t>(j)];
-    std::fill(q.begin(), q.end(), 0.0);
-    q[static_cast<std::size_t>(j)] = r_diag[static_cast<std::size_t>(j)] < 0 ? -1.0 : 1.0;
-    for (std::int64_t k = j; k >= 0; --k) {
-      const std::vector<double>& v = reflectors[static_cast<std::size_t>(k)];
-      if (!v.empty()) reflect(v.data(), q.data() + k, m - k);
+  auto form_columns = [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t j = first; j < last; ++j) {
+      std::vector<double>& q = cols[static_cast<std::size_t>(j)];
+      std::fill(q.begin(), q.end(), 0.0);
+      q[static_cast<std::size_t>(j)] = r_diag[static_cast<std::size_t>(j)] < 0 ? -1.0 : 1.0;
+      for (std::int64_t k = j; k >= 0; --k) {
+        const std::vector<double>& v = reflectors[static_cast<std::size_t>(k)];
+        if (!v.empty()) reflect(v.data(), q.data() + k, m - k);
+      }
     }
+  };
+  if (n * m >= (1 << 14)) {
+    detail::parallel_for(n, form_columns);
+  } else {
+    form_columns(0, n);
   }
 }
 

@@ -10,6 +10,7 @@
 #include "autodiff/internal/all_finite.h"
 #include "autodiff/internal/executor.h"
 #include "autodiff/internal/plan.h"
+#include "autodiff/internal/thread_pool.h"
 #include "autodiff/kernel.h"
 #include "autodiff/variable.h"
 
@@ -54,6 +55,12 @@ struct Session::Impl {
   std::shared_ptr<MemoryBudget> budget;  // null without a memory limit
 
   Impl(Graph& g, SessionOptions o) : graph(g), options(o) {
+    if (options.intra_op_parallelism_threads < 0) {
+      throw InvalidArgumentError(
+          str("Session: intra_op_parallelism_threads must be 0 (the "
+              "process default, ad::num_threads()) or positive; got ",
+              options.intra_op_parallelism_threads));
+    }
     if (options.check_numerics) variables.check_writes(g);
     if (options.memory_limit_bytes != 0) {
       budget = std::make_shared<MemoryBudget>();
@@ -165,6 +172,7 @@ Session::Session(Graph& graph, SessionOptions options)
 Session::~Session() = default;
 
 std::vector<Array> Session::run(const std::vector<Tensor>& fetches, const FeedDict& feeds) {
+  const detail::ThreadCountOverride threads(impl_->options.intra_op_parallelism_threads);
   Plan& plan = impl_->plan_for(fetches, feeds);
   auto state = impl_->acquire_state();
   std::vector<Array> results;

@@ -24,6 +24,10 @@ struct SessionOptions {
   std::size_t memory_limit_bytes = 0;
   // Check every floating output for NaN/Inf and fail naming the first node that produced one.
   bool check_numerics = false;
+  // Threads (the calling one included) each kernel of this session's runs may use, as TF's
+  // ConfigProto.intra_op_parallelism_threads; 0: the process-wide ad::num_threads(). Results are
+  // bitwise the same for every count. Negative counts are an InvalidArgumentError.
+  int intra_op_parallelism_threads = 0;
 };
 
 struct SessionStats {

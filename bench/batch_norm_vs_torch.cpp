@@ -269,6 +269,7 @@ int main(int argc, char** argv) {
     if (flag == "--only") only = argv[i + 1];
   }
   omp_set_num_threads(1);
+  ad::set_num_threads(1);
   torch::set_num_threads(1);
   torch::set_num_interop_threads(1);
 

@@ -3,7 +3,6 @@
 // dense layers' multiply-adds of a step (bench/cnn_model.h, step_flops). Arguments: net (0 small,
 // 1 Fashion), layout (1 NCHW, 0 NHWC), threads.
 #include <benchmark/benchmark.h>
-#include <omp.h>
 
 #include "cnn_model.h"
 
@@ -11,7 +10,7 @@ namespace {
 
 void BM_CnnTrainStep(benchmark::State& state) {
   const auto threads = static_cast<int>(state.range(2));
-  omp_set_num_threads(threads);
+  ad::set_num_threads(threads);
   const auto net = state.range(0) == 0 ? bench::cnn::Net::kSmall : bench::cnn::Net::kFashion;
   const bool nchw = state.range(1) == 1;
   bench::cnn::GradtapeNet model(net, nchw);

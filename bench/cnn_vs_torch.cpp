@@ -150,6 +150,7 @@ Result in_child(int side, Net net, bool nchw, int threads, double seconds) {
   if (pid == 0) {
     close(fds[0]);
     omp_set_num_threads(threads);
+    ad::set_num_threads(threads);
     torch::set_num_threads(threads);
     Result r;
     if (side == 0) r = run_torch(net, nchw, seconds);

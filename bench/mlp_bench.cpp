@@ -3,7 +3,6 @@
 // LibTorch, so the peak is gradtape's own: libraries, model, optimizer slots, data and buffers.
 // Run one batch size per process for its own peak, e.g. --benchmark_filter=BM_MlpTrainStep/32.
 #include <benchmark/benchmark.h>
-#include <omp.h>
 
 #include "mlp_model.h"
 #include "side_by_side.h"
@@ -11,7 +10,7 @@
 namespace {
 
 void BM_MlpTrainStep(benchmark::State& state) {
-  omp_set_num_threads(1);
+  ad::set_num_threads(1);
   const std::int64_t batch = state.range(0);
   const auto rss_before = bench::proc_status_kib("VmRSS");
   bench::mlp::GradtapeMlp model(batch);

@@ -106,6 +106,7 @@ Result in_child(bool torch_side, std::int64_t batch, double seconds) {
     close(fds[0]);
     const std::int64_t rss_at_start_kib = bench::proc_status_kib("VmRSS");
     omp_set_num_threads(1);
+    ad::set_num_threads(1);
     torch::set_num_threads(1);
     Result t = torch_side ? run_torch(batch, seconds) : run_gradtape(batch, seconds);
     t.rss_at_start_kib = rss_at_start_kib;

@@ -8,7 +8,12 @@
 // order depends on the thread count. Here the batch is cut into at most kMaxChunks chunks whose
 // size depends only on the batch size; each chunk runs a primitive created and executed with one
 // thread, and the chunks' filter gradients are added in chunk order (in double). Every result is
-// then bitwise the same with any number of OpenMP threads.
+// then bitwise the same with any number of threads. The chunks run on the library's thread pool.
+//
+// Debian's oneDNN is built on OpenMP: it asks OpenMP how many threads to use. The chunk primitives
+// are created and run with OpenMP's count set to one on the running thread, so oneDNN never opens
+// a parallel region (no libgomp threads, none spinning). Only GRADTAPE_CONV_THREADING=native lets
+// oneDNN thread itself, through OpenMP, with ad::num_threads() threads (or the session's count).
 #include "autodiff/ops/internal/conv_onednn.h"
 
 #include <omp.h>
@@ -28,6 +33,8 @@
 #include <utility>
 #include <vector>
 
+#include "autodiff/internal/thread_pool.h"
+
 namespace ad::detail {
 
 namespace {
@@ -44,21 +51,25 @@ const dnnl::engine& cpu_engine() {
   return engine;
 }
 
-// Within its scope, OpenMP (and so oneDNN, which asks OpenMP) sees one thread on this thread.
-class SingleThreaded {
+// Within its scope, OpenMP (and so oneDNN, which asks OpenMP) sees `threads` threads on this
+// thread: one for the deterministic chunks, the library's count in native mode.
+class OpenmpThreads {
  public:
-  explicit SingleThreaded(bool active) : saved_(active ? omp_get_max_threads() : 0) {
-    if (active) omp_set_num_threads(1);
+  explicit OpenmpThreads(int threads) : saved_(omp_get_max_threads()) {
+    if (threads != saved_) omp_set_num_threads(threads);
   }
-  ~SingleThreaded() {
-    if (saved_ > 0) omp_set_num_threads(saved_);
+  ~OpenmpThreads() {
+    if (omp_get_max_threads() != saved_) omp_set_num_threads(saved_);
   }
-  SingleThreaded(const SingleThreaded&) = delete;
-  SingleThreaded& operator=(const SingleThreaded&) = delete;
+  OpenmpThreads(const OpenmpThreads&) = delete;
+  OpenmpThreads& operator=(const OpenmpThreads&) = delete;
 
  private:
   int saved_;
 };
+
+// OpenMP's thread count for oneDNN: the library's in native mode, else one.
+int onednn_threads(bool native) { return native ? threads_for_loops() : 1; }
 
 // One operand's layout in the caller's memory and in the primitive's, with the reorders between
 // them (absent when the layouts agree).
@@ -160,11 +171,11 @@ const Prepared& prepared(Direction direction, const OnednnConv& c, std::int64_t 
                 c.pr,
                 c.nchw ? 1 : 0,
                 native ? 1 : 0,
-                native ? omp_get_max_threads() : 1};
+                onednn_threads(native)};
   const std::lock_guard lock(mutex);
   auto& entry = cache[key];
   if (!entry) {
-    const SingleThreaded one(!native);
+    const OpenmpThreads threads(onednn_threads(native));
     entry = std::make_unique<const Prepared>(create(direction, c, batch));
   }
   return *entry;
@@ -236,30 +247,25 @@ Chunks chunks(std::int64_t n) {
   return {n, size, (n + size - 1) / size, native};
 }
 
-// Calls f(i) for every chunk: across the OpenMP threads, each chunk single-threaded inside, or
-// once with oneDNN's own threading in native mode.
+// Calls f(i) for every chunk: across the library's threads, each chunk single-threaded inside,
+// or once with oneDNN's own (OpenMP) threading in native mode.
 template <class F>
 void for_each_chunk(const Chunks& ch, F f) {
   if (ch.native) {
+    const OpenmpThreads threads(onednn_threads(true));
     f(std::int64_t{0});
     return;
   }
-  if (ch.count == 1 || omp_in_parallel() || omp_get_max_threads() == 1) {
-    const SingleThreaded one(true);
-    for (std::int64_t i = 0; i < ch.count; ++i) f(i);
-    return;
-  }
-#pragma omp parallel for schedule(static)
-  for (std::int64_t i = 0; i < ch.count; ++i) {
-    const SingleThreaded one(true);
-    f(i);
-  }
+  parallel_for(ch.count, [&f](std::int64_t first, std::int64_t last) {
+    const OpenmpThreads one(1);
+    for (std::int64_t i = first; i < last; ++i) f(i);
+  });
 }
 
 // The filter in the layout of `p`: `w` itself, or its reorder into a per-thread buffer.
 template <int Slot>
 const void* filter_for(const Prepared& p, const float* w, bool native) {
-  const SingleThreaded one(!native);
+  const OpenmpThreads threads(onednn_threads(native));
   return to_primitive<Slot>(p.weights, w);
 }
 

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "autodiff/error.h"
+#include "autodiff/internal/thread_pool.h"
 
 namespace ad {
 
@@ -58,7 +59,8 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
   const blasint bldc = to_blas(ldc, "ldc");
   // OpenBLAS's own threads may split the k dimension, so its results change with its thread count.
   // gradtape runs it single-threaded and splits large products itself into fixed blocks of rows of
-  // C, one BLAS call each: the same calls whatever the number of threads, so the same bits.
+  // C, one BLAS call each, run on the library's threads: the same calls whatever the number of
+  // threads, so the same bits.
   static std::once_flag single_threaded;
   std::call_once(single_threaded, [] { openblas_set_num_threads(1); });
   auto call = [&](blasint rows, const T* a_rows, T* c_rows) {
@@ -76,13 +78,14 @@ void gemm(bool transpose_a, bool transpose_b, std::int64_t m, std::int64_t n, st
     call(bm, a, c);
     return;
   }
-#pragma omp parallel for schedule(static)
-  for (std::int64_t block = 0; block < blocks; ++block) {
-    const std::int64_t row = block * kRows;
-    const auto rows = static_cast<blasint>(std::min(kRows, m - row));
-    // Row `row` of op(A) starts at a + row * lda (A stored [m, k]) or a + row (A stored [k, m]).
-    call(rows, transpose_a ? a + row : a + row * lda, c + row * ldc);
-  }
+  detail::parallel_for(blocks, [&](std::int64_t first, std::int64_t last) {
+    for (std::int64_t block = first; block < last; ++block) {
+      const std::int64_t row = block * kRows;
+      const auto rows = static_cast<blasint>(std::min(kRows, m - row));
+      // Row `row` of op(A) starts at a + row * lda (A stored [m, k]) or a + row (A stored [k, m]).
+      call(rows, transpose_a ? a + row : a + row * lda, c + row * ldc);
+    }
+  });
 }
 
 template void gemm<float>(bool, bool, std::int64_t, std::int64_t, std::int64_t, float, const float*,

@@ -1,16 +1,13 @@
 // The shared flags of the examples, the default data and output paths, and --threads.
 #include "examples/common/flags.h"
 
-#include <omp.h>
-#include <unistd.h>
-
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <utility>
-#include <vector>
+
+#include "autodiff/threading.h"
 
 namespace examples {
 namespace {
@@ -23,37 +20,6 @@ std::string shown(double value) {
   char text[32];
   std::snprintf(text, sizeof text, "%g", value);
   return text;
-}
-
-bool env_is(const char* name, const std::string& value) {
-  const char* current = std::getenv(name);
-  return current != nullptr && value == current;
-}
-
-// OpenMP (libgomp) and OpenBLAS read their settings from the environment once, when they load, so
-// the program re-executes itself (once: afterwards the environment matches) when it has to change
-// them: the thread counts for --threads, and OMP_WAIT_POLICY=passive unless the user chose a
-// policy. With libgomp's default (spin before sleeping), a thread that waits at a barrier for a
-// descheduled peer burns its time slice: on a 2-core machine shared with other jobs, cnn_digits
-// measured 20x slower than with passive waiting (42 s instead of 1.9 s for 3 epochs).
-void configure_runtime(int threads, char** argv) {
-  std::vector<std::pair<const char*, std::string>> wanted;
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) wanted.emplace_back("OMP_WAIT_POLICY", "passive");
-  if (threads > 0) {
-    wanted.emplace_back("OMP_NUM_THREADS", std::to_string(threads));
-    wanted.emplace_back("OPENBLAS_NUM_THREADS", std::to_string(threads));
-  }
-  bool changed = false;
-  for (const auto& [name, value] : wanted) {
-    if (env_is(name, value)) continue;
-    setenv(name, value.c_str(), 1);
-    changed = true;
-  }
-  if (!changed) return;
-  std::cout.flush();
-  execv("/proc/self/exe", argv);
-  // No /proc: at least the gradtape kernels follow --threads.
-  if (threads > 0) omp_set_num_threads(threads);
 }
 
 }  // namespace
@@ -95,7 +61,7 @@ ExampleFlags::ExampleFlags(std::string program, const std::string& summary, Comm
                                           po::value(&c.checkpoint)->default_value(c.checkpoint),
                                           "where to save the trained variables (ad::Saver)")(
       "threads", po::value(&c.threads)->default_value(c.threads),
-      "threads for the kernels and OpenBLAS; 0: OMP_NUM_THREADS, or every core")(
+      "threads for the kernels (ad::set_num_threads); 0: OMP_NUM_THREADS, or every core")(
       "metrics-csv", po::value(&c.metrics_csv)->default_value(c.metrics_csv),
       "per-epoch (or per-evaluation) metrics, one CSV row each");
 }
@@ -121,11 +87,11 @@ bool ExampleFlags::parse(int argc, char** argv) {
   if (common_.epochs < 1) throw po::error("--epochs must be at least 1");
   if (common_.batch_size < 1) throw po::error("--batch-size must be at least 1");
   if (common_.threads < 0) throw po::error("--threads must be 0 (automatic) or positive");
-  configure_runtime(common_.threads, argv);
+  if (common_.threads > 0) ad::set_num_threads(common_.threads);
   return true;
 }
 
-int kernel_threads() { return omp_get_max_threads(); }
+int kernel_threads() { return ad::num_threads(); }
 
 void report_error(const char* program, const char* what, bool bad_flag) {
   std::cout.flush();

@@ -48,10 +48,8 @@ class ExampleFlags {
   ExampleFlags& add(const char* name, bool& value, const char* help);
 
   // Parses the command line into the bound values. Returns false when --help was printed (the
-  // program should exit 0). Throws boost::program_options::error on a bad flag. Then sets up the
-  // OpenMP and OpenBLAS runtimes, which read the environment only when they load: when --threads
-  // differs from OMP_NUM_THREADS, or OMP_WAIT_POLICY is unset (the examples default to passive),
-  // the program re-executes itself once with the environment set.
+  // program should exit 0). Throws boost::program_options::error on a bad flag. A positive
+  // --threads sets the kernels' threads (ad::set_num_threads).
   bool parse(int argc, char** argv);
 
   [[nodiscard]] const CommonFlags& common() const { return common_; }
@@ -63,7 +61,7 @@ class ExampleFlags {
   boost::program_options::options_description options_;
 };
 
-// The threads OpenMP kernels use in this process (omp_get_max_threads).
+// The threads gradtape's kernels use in this process (ad::num_threads).
 [[nodiscard]] int kernel_threads();
 
 // Prints "<program>: <what>" to stderr (with a pointer to --help for a bad flag).

@@ -1,8 +1,8 @@
 // Determinism: for a fixed graph seed, a small batch-norm model gives bit-for-bit the same forward
-// values, gradients and variables after N training steps in two fresh runs and with 1 or 2 OpenMP
-// threads; so do the large reductions and batch-norm statistics on their own, and a small convnet
-// whose float32 convolutions run through oneDNN.
-#include <omp.h>
+// values, gradients and variables after N training steps in two fresh runs and with 1, 2 or 3
+// threads (set process-wide with ad::set_num_threads or per session with
+// SessionOptions::intra_op_parallelism_threads); so do the large reductions and batch-norm
+// statistics on their own, and a small convnet whose float32 convolutions run through oneDNN.
 
 #include <algorithm>
 #include <boost/test/unit_test.hpp>
@@ -51,10 +51,14 @@ std::string str_step(int step, const std::string& what) {
   return "step " + std::to_string(step) + " " + what;
 }
 
+// How a run gets its thread count.
+enum class ThreadsFrom { kProcess, kSession };
+
 // Builds the model in a fresh graph (graph seed fixed), trains kSteps Adam steps with the BN
-// updates, and records the loss and gradients of every step and every variable at the end.
-Trace train_once(int threads) {
-  omp_set_num_threads(threads);
+// updates, and records the loss and gradients of every step and every variable at the end. With
+// ThreadsFrom::kSession the process-wide count is 1 and the session asks for `threads`.
+Trace train_once(int threads, ThreadsFrom from = ThreadsFrom::kProcess) {
+  ad::set_num_threads(from == ThreadsFrom::kProcess ? threads : 1);
   ad::Graph g;
   g.set_seed(1234);
   auto x = ad::placeholder(g, ad::DType::Float32, {-1, kFeatures}, "x");
@@ -71,7 +75,7 @@ Trace train_once(int threads) {
   auto train_op =
       ad::group({adam.minimize(loss), ad::group(g.get_collection(ad::GraphKeys::UPDATE_OPS))});
 
-  ad::Session s(g);
+  ad::Session s(g, {.intra_op_parallelism_threads = from == ThreadsFrom::kSession ? threads : 0});
   s.run({ad::global_variables_initializer(g)});
   Trace trace;
   for (int step = 0; step < kSteps; ++step) {
@@ -99,14 +103,14 @@ void check_identical(const Trace& a, const Trace& b) {
 
 // Restores the thread count the suite started with, whatever a case set.
 struct ThreadCountGuard {
-  int saved = omp_get_max_threads();
-  ~ThreadCountGuard() { omp_set_num_threads(saved); }
+  int saved = ad::num_threads();
+  ~ThreadCountGuard() { ad::set_num_threads(saved); }
 };
 
 // A small convnet (float32 convolutions run through oneDNN): the loss, every gradient and the
 // variables after two Momentum steps, for `batch` images of 12x12 in the given layout.
 Trace conv_trace(int threads, bool nchw, std::int64_t batch) {
-  omp_set_num_threads(threads);
+  ad::set_num_threads(threads);
   ad::Graph g;
   g.set_seed(77);
   const char* format = nchw ? "channels_first" : "channels_last";
@@ -163,6 +167,7 @@ BOOST_AUTO_TEST_CASE(onednn_convolutions_do_not_depend_on_the_thread_count) {
         const Trace one = conv_trace(1, nchw, batch);
         check_identical(one, conv_trace(1, nchw, batch));
         check_identical(one, conv_trace(2, nchw, batch));
+        check_identical(one, conv_trace(3, nchw, batch));
       }
     }
   }
@@ -182,6 +187,15 @@ BOOST_AUTO_TEST_CASE(training_is_bitwise_identical_across_runs_and_thread_counts
   BOOST_TEST(loss_at(kSteps - 1) < loss_at(0));
   check_identical(first, again);
   check_identical(first, two_threads);
+  check_identical(first, train_once(3));
+}
+
+BOOST_AUTO_TEST_CASE(training_through_sessions_with_their_own_thread_counts_is_bitwise_identical) {
+  const ThreadCountGuard guard;
+  const Trace one = train_once(1);
+  check_identical(one, train_once(2, ThreadsFrom::kSession));
+  check_identical(one, train_once(3, ThreadsFrom::kSession));
+  BOOST_TEST(ad::num_threads() == 1);  // the session's count did not leak into the process
 }
 
 BOOST_AUTO_TEST_CASE(large_reductions_and_moments_do_not_depend_on_the_thread_count) {
@@ -198,13 +212,16 @@ BOOST_AUTO_TEST_CASE(large_reductions_and_moments_do_not_depend_on_the_thread_co
                                            variance, lse,          product};
   const auto value = to_float(ad::testing::random_normal({4096, 96}, 9, 3.0, 5.0));
   ad::Session s(g);
-  omp_set_num_threads(1);
+  ad::set_num_threads(1);
   const auto one = s.run(fetches, {{x, value}});
-  omp_set_num_threads(2);
-  const auto two = s.run(fetches, {{x, value}});
-  for (std::size_t i = 0; i < fetches.size(); ++i) {
-    BOOST_TEST(one[i].bitwise_equal(two[i]),
-               "fetch " << i << " (" << fetches[i].name() << ") differs");
+  for (const int threads : {2, 3}) {
+    ad::set_num_threads(threads);
+    const auto many = s.run(fetches, {{x, value}});
+    for (std::size_t i = 0; i < fetches.size(); ++i) {
+      BOOST_TEST(one[i].bitwise_equal(many[i]), "fetch " << i << " (" << fetches[i].name()
+                                                         << ") differs with " << threads
+                                                         << " threads");
+    }
   }
 }
 

@@ -1,7 +1,6 @@
 // Shape and indexing ops: values against NumPy-style reference loops written here, static shapes,
 // gradients (first order, and second order through a square) against float64 central
 // differences, thread-count independence of the scatter-adds, and error messages.
-#include <omp.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -534,7 +533,7 @@ BOOST_AUTO_TEST_CASE(scatter_adds_do_not_depend_on_the_thread_count) {
   const auto dy = random_array({picks, width}, 70);
   const auto dy_tile = random_array({rows * 8, width}, 71);
   auto run = [&](ad::DType dtype, int threads) {
-    omp_set_num_threads(threads);
+    ad::set_num_threads(threads);
     ad::Graph g;
     auto params = ad::placeholder(g, dtype, {rows, width}, "params");
     auto y = ad::gather(params, ad::constant(g, ad::Array::from(idx, {picks})));
@@ -548,7 +547,7 @@ BOOST_AUTO_TEST_CASE(scatter_adds_do_not_depend_on_the_thread_count) {
   const auto one = run(ad::DType::Float32, 1);
   const auto two = run(ad::DType::Float32, 2);
   const auto reference64 = run(ad::DType::Float64, 2);
-  omp_set_num_threads(2);
+  ad::set_num_threads(2);
   BOOST_TEST(one.bitwise_equal(two));
   double worst = 0;
   for (std::int64_t i = 0; i < one.size(); ++i) {

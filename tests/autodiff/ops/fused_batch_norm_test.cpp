@@ -3,8 +3,6 @@
 // and inference, first and second order, for several ranks and axis sets.
 #include "autodiff/ops/fused_batch_norm.h"
 
-#include <omp.h>
-
 #include <boost/test/unit_test.hpp>
 
 #include "autodiff/autodiff.h"
@@ -284,7 +282,7 @@ BOOST_AUTO_TEST_CASE(batch_norm_kernels_are_bitwise_identical_for_one_and_two_th
     Config c{shape, kept, true, true};
     std::vector<std::vector<ad::Array>> results;
     for (const int threads : {1, 2}) {
-      omp_set_num_threads(threads);
+      ad::set_num_threads(threads);
       ad::Graph g;
       auto x = ad::constant(g, random_array(shape, 3, -2.0, 2.0).astype(ad::DType::Float32));
       auto gamma =
@@ -297,7 +295,7 @@ BOOST_AUTO_TEST_CASE(batch_norm_kernels_are_bitwise_identical_for_one_and_two_th
       ad::Session s(g);
       results.push_back(s.run({r.y, r.mean, r.variance, grads[0], grads[1], grads[2]}));
     }
-    omp_set_num_threads(2);
+    ad::set_num_threads(2);
     for (std::size_t i = 0; i < results[0].size(); ++i)
       BOOST_TEST(results[0][i].bitwise_equal(results[1][i]));
   }

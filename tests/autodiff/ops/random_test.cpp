@@ -1,7 +1,6 @@
 // Random ops: the Philox block function against Random123's published answers, reproducibility
 // (seeds, sessions, runs, thread counts), sample statistics against closed forms with tolerances
 // of five standard errors, and bounds.
-#include <omp.h>
 
 #include <boost/test/unit_test.hpp>
 #include <cmath>
@@ -145,7 +144,7 @@ BOOST_AUTO_TEST_CASE(values_do_not_depend_on_the_thread_count) {
         ad::truncated_normal(g, {kSamples}, 0.0, 1.0, {.dtype = ad::DType::Float64})};
   };
   auto run = [&](int threads) {
-    omp_set_num_threads(threads);
+    ad::set_num_threads(threads);
     ad::Graph g;
     const auto ts = build(g);
     ad::Session s(g);
@@ -153,7 +152,7 @@ BOOST_AUTO_TEST_CASE(values_do_not_depend_on_the_thread_count) {
   };
   const auto one = run(1);
   const auto two = run(2);
-  omp_set_num_threads(2);
+  ad::set_num_threads(2);
   for (std::size_t i = 0; i < one.size(); ++i) BOOST_TEST(one[i].bitwise_equal(two[i]));
 }
 
