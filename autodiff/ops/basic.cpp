@@ -8,6 +8,7 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/internal/broadcast.h"
+#include "autodiff/ops/internal/elementwise_kernels_isa.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
@@ -46,9 +47,8 @@ void add_n_kernel(KernelContext& ctx) {
         ctx.fail(str("input ", k, " has shape ", ctx.input(k).shape(), " but input 0 has ",
                      first.shape()));
       }
-      const T* b = ctx.input(k).data<T>().data();
-      T* yp = y.data();
-      detail::for_each_element(n, [&](std::int64_t i) { yp[i] += b[i]; });
+      GRADTAPE_ISA_KERNEL(binary_elements<detail::AddFn, T>)
+      (n, y.data(), 1, ctx.input(k).data<T>().data(), 1, y.data());
     }
   });
 }
