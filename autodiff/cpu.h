@@ -18,8 +18,9 @@ enum class Isa { kSse2 = 0, kAvx2 = 1, kAvx512 = 2 };
 // DQ and VL (with the operating system saving the wider registers, as the CPU reports).
 [[nodiscard]] Isa best_isa();
 // Runs the kernels with `cap`, or with best_isa() when the CPU lacks `cap`; returns the set now in
-// effect. Allowed at any time, also after kernels have run: kernels are stateless, and a kernel
-// already running finishes with the set it started with (bitwise the same result either way).
+// effect. It replaces GRADTAPE_ISA's cap. Allowed at any time, also after kernels have run and
+// from any thread: kernels are stateless, and a kernel already running finishes with the set it
+// started with (bitwise the same result either way).
 Isa set_isa(Isa cap);
 // "sse2", "avx2" or "avx512".
 [[nodiscard]] std::string_view isa_name(Isa isa);

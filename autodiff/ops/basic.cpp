@@ -75,18 +75,7 @@ void sum_to(const Array& grad, Array& out) {
   acc.assign(static_cast<std::size_t>(out.size()), 0.0);
   const T* g = grad.data<T>().data();
   double* a = acc.data();
-  detail::for_each_run(plan, [&](std::int64_t off, std::int64_t o_off, std::int64_t, std::int64_t n,
-                                 std::int64_t so, std::int64_t) {
-    if (so == 0) {
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(g[off + i]);
-      a[o_off] += s;
-    } else {
-#pragma omp simd
-      for (std::int64_t i = 0; i < n; ++i) a[o_off + i] += static_cast<double>(g[off + i]);
-    }
-  });
+  GRADTAPE_ISA_KERNEL(sum_runs<T>)(plan, g, a);
   auto y = out.mutable_data<T>();
   for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<T>(acc[i]);
 }

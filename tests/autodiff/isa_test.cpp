@@ -155,23 +155,13 @@ BOOST_AUTO_TEST_CASE(elementwise_arithmetic_and_activations) {
       auto b = ad::constant(g, random_array(shape, dtype, 4, true));
       auto r = ad::constant(g, random_array(row, dtype, 5));
       auto s = ad::scalar(g, 0.75, dtype);
-      const std::vector<ad::Tensor> fetches{a + b,
-                                            a - r,
-                                            a * s,
-                                            s / a,
-                                            a / b,
-                                            ad::maximum(a, b),
-                                            ad::minimum(r, b),
-                                            ad::squared_difference(a, r),
-                                            -a,
-                                            ad::abs(a),
-                                            ad::sqrt(ad::abs(a)),
-                                            ad::rsqrt(a),
-                                            ad::square(a),
-                                            ad::reciprocal(b),
-                                            ad::relu(a),
-                                            ad::gradients({ad::relu(a)}, {a}, {b})[0],
-                                            ad::add_n(std::vector<ad::Tensor>{a, b, a * s})};
+      const std::vector<ad::Tensor> fetches{
+          a + b, a - r, a * s, s / a, a / b, ad::maximum(a, b), ad::minimum(r, b),
+          ad::squared_difference(a, r), -a, ad::abs(a), ad::sqrt(ad::abs(a)), ad::rsqrt(a),
+          ad::square(a), ad::reciprocal(b), ad::relu(a), ad::gradients({ad::relu(a)}, {a}, {b})[0],
+          ad::add_n(std::vector<ad::Tensor>{a, b, a * s}),
+          // Broadcast gradients (sum_to): onto a row, onto a scalar.
+          ad::gradients({a * r}, {r}, {b})[0], ad::gradients({a * s}, {s}, {b})[0]};
       expect_same_bits_on_every_isa(label("elementwise", dtype, shape), [&] {
         ad::Session session(g);
         return session.run(fetches);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "autodiff/ops/internal/broadcast.h"
 #include "autodiff/ops/internal/elementwise_functors.h"
 #include "autodiff/ops/internal/isa_dispatch.h"
 
@@ -14,4 +15,8 @@ GRADTAPE_ISA_DECLARE(
     void binary_elements(std::int64_t n, const T* x, std::int64_t x_step, const T* y,
                          std::int64_t y_step, T* z);
     // y[i] = F(x[i]) for i in [0, n).
-    template <class F, class T> void unary_elements(std::int64_t n, const T* x, T* y);)
+    template <class F, class T> void unary_elements(std::int64_t n, const T* x, T* y);
+    // sum_to's accumulation: acc[out] += g[in] over the runs of `plan` (operand a is the
+    // accumulator's shape), a run that reduces to one output summed in fixed lanes.
+    template <class T>
+    void sum_runs(const ad::detail::BroadcastPlan& plan, const T* g, double* acc);)

@@ -1,6 +1,7 @@
 // The elementwise loops of the functors in elementwise_functors.h, compiled once per instruction
 // set (see autodiff/ops/internal/isa_dispatch.h).
 #include "autodiff/ops/internal/elementwise_kernels_isa.h"
+#include "autodiff/ops/internal/fixed_lanes.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad::kernels::GRADTAPE_ISA_NS {
@@ -30,6 +31,26 @@ void unary_elements(std::int64_t n, const T* x, T* y) {
   const F f{};
   detail::for_each_element(n, [&](std::int64_t i) { y[i] = f(x[i]); });
 }
+
+template <class T>
+void sum_runs(const detail::BroadcastPlan& plan, const T* g, double* acc) {
+  detail::for_each_run(plan, [&](std::int64_t off, std::int64_t o_off, std::int64_t, std::int64_t n,
+                                 std::int64_t so, std::int64_t) {
+    const T* run = g + off;
+    if (so == 0) {
+      // Fixed lanes, not `omp simd reduction`: the same bits with every vector width.
+      acc[o_off] +=
+          detail::fixed_lane_sum(n, [&](std::int64_t i) { return static_cast<double>(run[i]); });
+    } else {
+      double* a = acc + o_off;
+#pragma omp simd
+      for (std::int64_t i = 0; i < n; ++i) a[i] += static_cast<double>(run[i]);
+    }
+  });
+}
+
+template void sum_runs<float>(const detail::BroadcastPlan&, const float*, double*);
+template void sum_runs<double>(const detail::BroadcastPlan&, const double*, double*);
 
 #define GRADTAPE_INSTANTIATE_BINARY(F)                                                        \
   template void binary_elements<detail::F, float>(std::int64_t, const float*, std::int64_t,   \
