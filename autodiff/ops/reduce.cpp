@@ -1,6 +1,7 @@
-// Reductions: builders (axis checks, static shape rule), the policies that say what each reduction
-// accumulates, kernels and gradients recorded as ops. The deterministic blockwise loops the kernels
-// run are in ops/internal/reduce_loops.h: results do not depend on the thread count.
+// Reductions: builders (axis checks, static shape rule), kernels and gradients recorded as ops. The
+// policies that say what each reduction accumulates and the deterministic blockwise loops the
+// kernels run are in ops/internal/reduce_loops.h (the float sum, mean, max and min compiled per
+// instruction set): results do not depend on the thread count or the instruction set.
 #include "autodiff/ops/reduce.h"
 
 #include <algorithm>
