@@ -5,6 +5,7 @@
 #include "gradtape/autodiff/check_numerics.h"
 #include "gradtape/autodiff/constraints.h"
 #include "gradtape/autodiff/control.h"
+#include "gradtape/autodiff/cpu.h"
 #include "gradtape/autodiff/error.h"
 #include "gradtape/autodiff/gradient_check.h"
 #include "gradtape/autodiff/gradients.h"

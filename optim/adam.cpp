@@ -9,6 +9,7 @@
 #include "autodiff/kernel.h"
 #include "autodiff/ops/elementwise.h"
 #include "optim/internal/apply_op.h"
+#include "optim/internal/update_kernels.h"
 
 namespace ad::optim {
 
@@ -28,16 +29,10 @@ void apply_adam_kernel(KernelContext& ctx) {
     const T alpha = lr * std::sqrt(T(1) - beta2_power) / (T(1) - beta1_power);
     const T one_minus_beta1 = T(1) - beta1;
     const T one_minus_beta2 = T(1) - beta2;
-    T* w = vars[0]->template mutable_data<T>().data();
-    T* m = vars[1]->template mutable_data<T>().data();
-    T* v = vars[2]->template mutable_data<T>().data();
-    const T* g = grad.data<T>().data();
-    const auto n = static_cast<std::int64_t>(grad.size());
-    detail::for_each_element(n, [&](std::int64_t i) {
-      m[i] += (g[i] - m[i]) * one_minus_beta1;
-      v[i] += (g[i] * g[i] - v[i]) * one_minus_beta2;
-      w[i] -= (m[i] * alpha) / (std::sqrt(v[i]) + epsilon);
-    });
+    GRADTAPE_ISA_KERNEL(adam_update<T>)
+    (grad.size(), vars[0]->template mutable_data<T>().data(),
+     vars[1]->template mutable_data<T>().data(), vars[2]->template mutable_data<T>().data(),
+     grad.data<T>().data(), alpha, one_minus_beta1, one_minus_beta2, epsilon);
   });
 }
 

@@ -3,6 +3,7 @@
 
 #include "autodiff/kernel.h"
 #include "optim/internal/apply_op.h"
+#include "optim/internal/update_kernels.h"
 
 namespace ad::optim {
 
@@ -14,10 +15,8 @@ void apply_gradient_descent_kernel(KernelContext& ctx) {
   detail::with_variables<1>(ctx, [&](auto tag, const auto& vars) {
     using T = decltype(tag);
     const T lr = detail::scalar_input<T>(ctx, 1);
-    T* w = vars[0]->template mutable_data<T>().data();
-    const T* g = grad.data<T>().data();
-    const auto n = static_cast<std::int64_t>(grad.size());
-    detail::for_each_element(n, [&](std::int64_t i) { w[i] -= g[i] * lr; });
+    GRADTAPE_ISA_KERNEL(gradient_descent_update<T>)
+    (grad.size(), vars[0]->template mutable_data<T>().data(), grad.data<T>().data(), lr);
   });
 }
 

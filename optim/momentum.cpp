@@ -3,6 +3,7 @@
 
 #include "autodiff/kernel.h"
 #include "optim/internal/apply_op.h"
+#include "optim/internal/update_kernels.h"
 
 namespace ad::optim {
 
@@ -16,21 +17,9 @@ void apply_momentum_kernel(KernelContext& ctx) {
     using T = decltype(tag);
     const T lr = detail::scalar_input<T>(ctx, 2);
     const T mu = detail::scalar_input<T>(ctx, 3);
-    T* w = vars[0]->template mutable_data<T>().data();
-    T* a = vars[1]->template mutable_data<T>().data();
-    const T* g = grad.data<T>().data();
-    const auto n = static_cast<std::int64_t>(grad.size());
-    if (nesterov) {
-      detail::for_each_element(n, [&](std::int64_t i) {
-        a[i] = a[i] * mu + g[i];
-        w[i] -= g[i] * lr + a[i] * mu * lr;
-      });
-    } else {
-      detail::for_each_element(n, [&](std::int64_t i) {
-        a[i] = a[i] * mu + g[i];
-        w[i] -= a[i] * lr;
-      });
-    }
+    GRADTAPE_ISA_KERNEL(momentum_update<T>)
+    (grad.size(), vars[0]->template mutable_data<T>().data(),
+     vars[1]->template mutable_data<T>().data(), grad.data<T>().data(), lr, mu, nesterov);
   });
 }
 

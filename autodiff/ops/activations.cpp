@@ -42,15 +42,8 @@ Tensor relu_grad(const Tensor& dy, const Tensor& x) {
     Array& out = ctx.allocate_output(0, grad.shape());
     dispatch_floating(in.dtype(), [&](auto tag) {
       using T = decltype(tag);
-      const T* g = grad.data<T>().data();
-      const T* v = in.data<T>().data();
-      T* y = out.mutable_data<T>().data();
-      // Both values loaded before the select, so it vectorizes branch-free (relu's mask is
-      // random: a branch would mispredict half the time).
-      detail::for_each_element(in.size(), [&](std::int64_t i) {
-        const T gv = g[i];
-        y[i] = v[i] > T{0} ? gv : T{0};
-      });
+      GRADTAPE_ISA_KERNEL(binary_elements<detail::ReluGradFn, T>)
+      (in.size(), grad.data<T>().data(), 1, in.data<T>().data(), 1, out.mutable_data<T>().data());
     });
   };
   static constexpr OpDef kOp{.name = "ReluGrad", .kernel = kKernel, .gradient = [](GradContext& g) {
@@ -63,10 +56,8 @@ Tensor relu_grad(const Tensor& dy, const Tensor& x) {
 }  // namespace
 
 Tensor relu(const Tensor& x) {
-  // NaN stays NaN, as in TF's and PyTorch's relu: !(v <= 0) holds for NaN.
-  static constexpr auto kRelu = [](auto v) { return !(v <= decltype(v){0}) ? v : decltype(v){0}; };
   static constexpr OpDef kOp{
-      .name = "Relu", .kernel = unary_kernel<decltype(kRelu)>, .gradient = [](GradContext& g) {
+      .name = "Relu", .kernel = unary_kernel<detail::ReluFn>, .gradient = [](GradContext& g) {
         g.set(0, relu_grad(g.grad_output(0), g.input(0)));
       }};
   return record_unary(kOp, x);

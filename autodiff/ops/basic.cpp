@@ -9,6 +9,7 @@
 #include "autodiff/gradients.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/internal/broadcast.h"
+#include "autodiff/ops/internal/elementwise_kernels_isa.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 
 namespace ad {
@@ -47,9 +48,8 @@ void add_n_kernel(KernelContext& ctx) {
         ctx.fail(str("input ", k, " has shape ", ctx.input(k).shape(), " but input 0 has ",
                      first.shape()));
       }
-      const T* b = ctx.input(k).data<T>().data();
-      T* yp = y.data();
-      detail::for_each_element(n, [&](std::int64_t i) { yp[i] += b[i]; });
+      GRADTAPE_ISA_KERNEL(binary_elements<detail::AddFn, T>)
+      (n, y.data(), 1, ctx.input(k).data<T>().data(), 1, y.data());
     }
   });
 }
@@ -74,18 +74,7 @@ void sum_to(const Array& grad, Array& out, double* a) {
   const auto plan = detail::make_broadcast_plan(grad.shape(), out.shape(), out.shape());
   std::fill_n(a, out.size(), 0.0);
   const T* g = grad.data<T>().data();
-  detail::for_each_run(plan, [&](std::int64_t off, std::int64_t o_off, std::int64_t, std::int64_t n,
-                                 std::int64_t so, std::int64_t) {
-    if (so == 0) {
-      double s = 0;
-#pragma omp simd reduction(+ : s)
-      for (std::int64_t i = 0; i < n; ++i) s += static_cast<double>(g[off + i]);
-      a[o_off] += s;
-    } else {
-#pragma omp simd
-      for (std::int64_t i = 0; i < n; ++i) a[o_off + i] += static_cast<double>(g[off + i]);
-    }
-  });
+  GRADTAPE_ISA_KERNEL(sum_runs<T>)(plan, g, a);
   auto y = out.mutable_data<T>();
   for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<T>(a[i]);
 }

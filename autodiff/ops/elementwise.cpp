@@ -145,9 +145,7 @@ void require_bool(const char* op, const Tensor& a) {
 
 Tensor add(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
-      .name = "Add",
-      .kernel = arithmetic_kernel<decltype([](auto x, auto y) { return x + y; })>,
-      .gradient = [](GradContext& g) {
+      .name = "Add", .kernel = arithmetic_kernel<detail::AddFn>, .gradient = [](GradContext& g) {
         const Tensor dy = g.grad_output(0);
         g.set(0, sum_to_shape_of(dy, g.input(0)));
         g.set(1, sum_to_shape_of(dy, g.input(1)));
@@ -157,9 +155,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
-      .name = "Sub",
-      .kernel = arithmetic_kernel<decltype([](auto x, auto y) { return x - y; })>,
-      .gradient = [](GradContext& g) {
+      .name = "Sub", .kernel = arithmetic_kernel<detail::SubFn>, .gradient = [](GradContext& g) {
         const Tensor dy = g.grad_output(0);
         g.set(0, sum_to_shape_of(dy, g.input(0)));
         if (g.wants(1)) g.set(1, sum_to_shape_of(neg(dy), g.input(1)));
@@ -169,9 +165,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   static constexpr OpDef kOp{
-      .name = "Mul",
-      .kernel = arithmetic_kernel<decltype([](auto x, auto y) { return x * y; })>,
-      .gradient = [](GradContext& g) {
+      .name = "Mul", .kernel = arithmetic_kernel<detail::MulFn>, .gradient = [](GradContext& g) {
         const Tensor dy = g.grad_output(0);
         if (g.wants(0)) g.set(0, sum_to_shape_of(mul(dy, g.input(1)), g.input(0)));
         if (g.wants(1)) g.set(1, sum_to_shape_of(mul(dy, g.input(0)), g.input(1)));
@@ -186,7 +180,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
     if (ctx.input(0).dtype() == DType::Int64) {
       checked_integer_kernel(ctx, IntegerOp::kDivide);
     } else {
-      arithmetic_kernel<decltype([](auto x, auto y) { return x / y; })>(ctx);
+      arithmetic_kernel<detail::DivFn>(ctx);
     }
   };
   static constexpr OpDef kOp{.name = "RealDiv", .kernel = kKernel, .gradient = [](GradContext& g) {
@@ -202,9 +196,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 // NaN wins on either side, as in TF's CPU kernels (x != x only for NaN).
 Tensor maximum(const Tensor& a, const Tensor& b) {
-  static constexpr auto kMax = [](auto x, auto y) { return (x >= y || x != x) ? x : y; };
   static constexpr OpDef kOp{.name = "Maximum",
-                             .kernel = arithmetic_kernel<decltype(kMax)>,
+                             .kernel = arithmetic_kernel<detail::MaximumFn>,
                              .gradient = [](GradContext& g) {
                                select_gradient(g, greater_equal(g.input(0), g.input(1)));
                              }};
@@ -212,10 +205,9 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor minimum(const Tensor& a, const Tensor& b) {
-  static constexpr auto kMin = [](auto x, auto y) { return (x <= y || x != x) ? x : y; };
   static constexpr OpDef kOp{
       .name = "Minimum",
-      .kernel = arithmetic_kernel<decltype(kMin)>,
+      .kernel = arithmetic_kernel<detail::MinimumFn>,
       .gradient = [](GradContext& g) { select_gradient(g, less_equal(g.input(0), g.input(1))); }};
   return record_binary(kOp, a, b);
 }
@@ -247,15 +239,15 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 }
 
 Tensor squared_difference(const Tensor& a, const Tensor& b) {
-  static constexpr OpDef kOp{
-      .name = "SquaredDifference",
-      .kernel = arithmetic_kernel<decltype([](auto x, auto y) { return (x - y) * (x - y); })>,
-      .gradient = [](GradContext& g) {
-        const Tensor dy = g.grad_output(0);
-        const Tensor d = mul(scalar_like(dy, 2.0), mul(dy, sub(g.input(0), g.input(1))));
-        if (g.wants(0)) g.set(0, sum_to_shape_of(d, g.input(0)));
-        if (g.wants(1)) g.set(1, sum_to_shape_of(neg(d), g.input(1)));
-      }};
+  static constexpr OpDef kOp{.name = "SquaredDifference",
+                             .kernel = arithmetic_kernel<detail::SquaredDifferenceFn>,
+                             .gradient = [](GradContext& g) {
+                               const Tensor dy = g.grad_output(0);
+                               const Tensor d =
+                                   mul(scalar_like(dy, 2.0), mul(dy, sub(g.input(0), g.input(1))));
+                               if (g.wants(0)) g.set(0, sum_to_shape_of(d, g.input(0)));
+                               if (g.wants(1)) g.set(1, sum_to_shape_of(neg(d), g.input(1)));
+                             }};
   return record_binary(kOp, a, b);
 }
 
@@ -342,16 +334,16 @@ Tensor logical_not(const Tensor& a) {
 
 Tensor neg(const Tensor& x) {
   static constexpr OpDef kOp{.name = "Neg",
-                             .kernel = unary_kernel<decltype([](auto v) { return -v; })>,
+                             .kernel = unary_kernel<detail::NegFn>,
                              .gradient = [](GradContext& g) { g.set(0, neg(g.grad_output(0))); }};
   return record_unary(kOp, x);
 }
 
 Tensor abs(const Tensor& x) {
   static constexpr OpDef kOp{
-      .name = "Abs",
-      .kernel = unary_kernel<decltype([](auto v) { return std::abs(v); })>,
-      .gradient = [](GradContext& g) { g.set(0, mul(g.grad_output(0), sign(g.input(0)))); }};
+      .name = "Abs", .kernel = unary_kernel<detail::AbsFn>, .gradient = [](GradContext& g) {
+        g.set(0, mul(g.grad_output(0), sign(g.input(0))));
+      }};
   return record_unary(kOp, x);
 }
 
@@ -382,9 +374,7 @@ Tensor log(const Tensor& x) {
 
 Tensor sqrt(const Tensor& x) {
   static constexpr OpDef kOp{
-      .name = "Sqrt",
-      .kernel = unary_kernel<decltype([](auto v) { return std::sqrt(v); })>,
-      .gradient = [](GradContext& g) {
+      .name = "Sqrt", .kernel = unary_kernel<detail::SqrtFn>, .gradient = [](GradContext& g) {
         g.set(0, div(mul(g.grad_output(0), scalar_like(g.output(0), 0.5)), g.output(0)));
       }};
   return record_unary(kOp, x);
@@ -392,9 +382,8 @@ Tensor sqrt(const Tensor& x) {
 
 // d/dx x^(-1/2) = -y^3 / 2.
 Tensor rsqrt(const Tensor& x) {
-  static constexpr auto kRsqrt = [](auto v) { return decltype(v){1} / std::sqrt(v); };
   static constexpr OpDef kOp{
-      .name = "Rsqrt", .kernel = unary_kernel<decltype(kRsqrt)>, .gradient = [](GradContext& g) {
+      .name = "Rsqrt", .kernel = unary_kernel<detail::RsqrtFn>, .gradient = [](GradContext& g) {
         const Tensor y = g.output(0);
         g.set(0, mul(g.grad_output(0), mul(scalar_like(y, -0.5), mul(y, square(y)))));
       }};
@@ -416,18 +405,15 @@ Tensor erf(const Tensor& x) {
 
 Tensor square(const Tensor& x) {
   static constexpr OpDef kOp{
-      .name = "Square",
-      .kernel = unary_kernel<decltype([](auto v) { return v * v; })>,
-      .gradient = [](GradContext& g) {
+      .name = "Square", .kernel = unary_kernel<detail::SquareFn>, .gradient = [](GradContext& g) {
         g.set(0, mul(g.grad_output(0), mul(scalar_like(g.input(0), 2.0), g.input(0))));
       }};
   return record_unary(kOp, x);
 }
 
 Tensor reciprocal(const Tensor& x) {
-  static constexpr auto kReciprocal = [](auto v) { return decltype(v){1} / v; };
   static constexpr OpDef kOp{.name = "Reciprocal",
-                             .kernel = unary_kernel<decltype(kReciprocal)>,
+                             .kernel = unary_kernel<detail::ReciprocalFn>,
                              .gradient = [](GradContext& g) {
                                g.set(0, neg(mul(g.grad_output(0), square(g.output(0)))));
                              }};

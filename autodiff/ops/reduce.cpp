@@ -1,6 +1,7 @@
-// Reductions: builders (axis checks, static shape rule), the policies that say what each reduction
-// accumulates, kernels and gradients recorded as ops. The deterministic blockwise loops the kernels
-// run are in ops/internal/reduce_loops.h: results do not depend on the thread count.
+// Reductions: builders (axis checks, static shape rule), kernels and gradients recorded as ops. The
+// policies that say what each reduction accumulates and the deterministic blockwise loops the
+// kernels run are in ops/internal/reduce_loops.h (the float sum, mean, max and min compiled per
+// instruction set): results do not depend on the thread count or the instruction set.
 #include "autodiff/ops/reduce.h"
 
 #include <algorithm>
@@ -19,100 +20,78 @@
 #include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/reduce_loops.h"
 
+namespace ad::detail::reduction {
+
+ReducePlan make_plan(const Shape& shape, const std::vector<int>& axes) {
+  std::array<bool, Shape::kMaxRank> reduced{};
+  for (const int a : axes) reduced[static_cast<unsigned>(a)] = true;
+  std::array<std::int64_t, Shape::kMaxRank> sizes{};
+  std::array<bool, Shape::kMaxRank> flags{};
+  int n = 0;
+  for (int d = 0; d < shape.rank(); ++d) {
+    const auto u = static_cast<unsigned>(d);
+    if (shape[d] == 1) continue;
+    if (n > 0 && flags[static_cast<unsigned>(n - 1)] == reduced[u]) {
+      sizes[static_cast<unsigned>(n - 1)] *= shape[d];
+    } else {
+      sizes[static_cast<unsigned>(n)] = shape[d];
+      flags[static_cast<unsigned>(n++)] = reduced[u];
+    }
+  }
+  ReducePlan plan;
+  if (n == 0) return plan;
+  std::array<std::int64_t, Shape::kMaxRank> strides{};
+  std::int64_t stride = 1;
+  for (int i = n - 1; i >= 0; --i) {
+    strides[static_cast<unsigned>(i)] = stride;
+    stride *= sizes[static_cast<unsigned>(i)];
+  }
+  plan.inner = sizes[static_cast<unsigned>(n - 1)];
+  plan.inner_reduced = flags[static_cast<unsigned>(n - 1)];
+  for (int i = 0; i < n - 1; ++i) {
+    const auto u = static_cast<unsigned>(i);
+    (flags[u] ? plan.middle : plan.outer).push({sizes[u], strides[u]});
+  }
+  return plan;
+}
+
+Shape reduced_shape(const Shape& in, const std::vector<int>& axes, bool keepdims) {
+  Shape out;
+  std::size_t next = 0;
+  for (int d = 0; d < in.rank(); ++d) {
+    if (next < axes.size() && axes[next] == d) {
+      ++next;
+      if (keepdims) out.push_back(1);
+    } else {
+      out.push_back(in[d]);
+    }
+  }
+  return out;
+}
+
+}  // namespace ad::detail::reduction
+
 namespace ad {
 
 namespace {
 
+using detail::reduction::ExpSumOp;
+using detail::reduction::is_nan;
 using detail::reduction::kColumns;
 using detail::reduction::kParallelWork;
 using detail::reduction::make_plan;
+using detail::reduction::MaxOp;
+using detail::reduction::MeanOp;
+using detail::reduction::MinOp;
+using detail::reduction::ProdOp;
 using detail::reduction::reduce_into;
 using detail::reduction::reduced_shape;
 using detail::reduction::ReducePlan;
+using detail::reduction::SumOp;
 
 struct ReduceAttrs {
   std::vector<int> axes{};  // sorted, distinct, in [0, rank)
   bool keepdims = false;
-};
-
-// ---- reduction policies -------------------------------------------------------------------------
-// Each says how one element enters the accumulator (map), how accumulators combine, and how the
-// total becomes the output (finish). map and finish see the output index, for logsumexp's shift.
-
-template <class T>
-using Wide = std::conditional_t<std::is_same_v<T, float>, double, T>;
-
-template <class T>
-bool is_nan(T v) {
-  if constexpr (std::is_floating_point_v<T>) {
-    return std::isnan(v);
-  } else {
-    return false;
-  }
-}
-
-template <class T>
-struct SumOp {
-  using Acc = Wide<T>;
-  static Acc identity() { return Acc{0}; }
-  static Acc combine(Acc a, Acc b) { return a + b; }
-  Acc map(T x, std::int64_t) const { return static_cast<Acc>(x); }
-  T finish(Acc a, std::int64_t) const { return static_cast<T>(a); }
-};
-
-template <class T>
-struct MeanOp : SumOp<T> {
-  using Acc = Wide<T>;
-  std::int64_t count = 1;
-  T finish(Acc a, std::int64_t) const { return static_cast<T>(a / static_cast<Acc>(count)); }
-};
-
-template <class T>
-struct ProdOp {
-  using Acc = Wide<T>;
-  static Acc identity() { return Acc{1}; }
-  static Acc combine(Acc a, Acc b) { return a * b; }
-  Acc map(T x, std::int64_t) const { return static_cast<Acc>(x); }
-  T finish(Acc a, std::int64_t) const { return static_cast<T>(a); }
-};
-
-template <class T>
-struct MaxOp {
-  using Acc = T;
-  static Acc identity() {
-    if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
-    return std::numeric_limits<T>::lowest();
-  }
-  // NaN wins: once an accumulator is NaN, no comparison replaces it.
-  static Acc combine(Acc a, Acc b) { return ((b > a) | is_nan(b)) ? b : a; }
-  Acc map(T x, std::int64_t) const { return x; }
-  T finish(Acc a, std::int64_t) const { return a; }
-};
-
-template <class T>
-struct MinOp {
-  using Acc = T;
-  static Acc identity() {
-    if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
-    return std::numeric_limits<T>::max();
-  }
-  static Acc combine(Acc a, Acc b) { return ((b < a) | is_nan(b)) ? b : a; }
-  Acc map(T x, std::int64_t) const { return x; }
-  T finish(Acc a, std::int64_t) const { return a; }
-};
-
-// Second pass of logsumexp: sum of exp(x - shift) with shift the (finite) max of each output;
-// `shift` is the output buffer itself, holding the maxima until finish overwrites them.
-template <class T>
-struct ExpSumOp {
-  using Acc = Wide<T>;
-  const T* shift = nullptr;
-  static Acc identity() { return Acc{0}; }
-  static Acc combine(Acc a, Acc b) { return a + b; }
-  Acc map(T x, std::int64_t o) const { return static_cast<Acc>(std::exp(x - shift[o])); }
-  T finish(Acc a, std::int64_t o) const {
-    return static_cast<T>(std::log(a) + static_cast<Acc>(shift[o]));
-  }
 };
 
 // ---- kernels ------------------------------------------------------------------------------------
@@ -158,7 +137,18 @@ void simple_reduce_kernel(KernelContext& ctx) {
     if constexpr (std::is_same_v<T, bool>) {
       ctx.fail("bool tensors cannot be reduced (cast them first)");
     } else {
-      reduce_into(plan, x.data<T>().data(), out->mutable_data<T>().data(), OpT<T>{});
+      const T* in = x.data<T>().data();
+      T* y = out->mutable_data<T>().data();
+      if constexpr (!std::is_floating_point_v<T> || std::is_same_v<OpT<T>, ProdOp<T>>) {
+        reduce_into(plan, in, y, OpT<T>{});
+      } else if constexpr (std::is_same_v<OpT<T>, SumOp<T>>) {
+        GRADTAPE_ISA_KERNEL(reduce_sum<T>)(plan, in, y);
+      } else if constexpr (std::is_same_v<OpT<T>, MaxOp<T>>) {
+        GRADTAPE_ISA_KERNEL(reduce_max<T>)(plan, in, y);
+      } else {
+        static_assert(std::is_same_v<OpT<T>, MinOp<T>>);
+        GRADTAPE_ISA_KERNEL(reduce_min<T>)(plan, in, y);
+      }
     }
   });
 }
@@ -173,6 +163,8 @@ void mean_kernel(KernelContext& ctx) {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool>) {
       ctx.fail("bool tensors cannot be reduced (cast them first)");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      GRADTAPE_ISA_KERNEL(reduce_mean<T>)(plan, x.data<T>().data(), out->mutable_data<T>().data());
     } else {
       MeanOp<T> op;
       op.count = plan.count();

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "autodiff/ops/internal/isa_dispatch.h"
+#include "autodiff/ops/internal/kernel_vector.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/ops/internal/stream_store.h"
 #include "autodiff/shape.h"
@@ -50,7 +52,7 @@ struct MomentStats {
   double count = 0;
   double mean = 0;
   double m2 = 0;
-  void merge(double count_b, double mean_b, double m2_b) {
+  [[gnu::always_inline]] void merge(double count_b, double mean_b, double m2_b) {
     const double total = count + count_b;
     if (total == 0) return;
     const double delta = mean_b - mean;
@@ -58,20 +60,38 @@ struct MomentStats {
     m2 += m2_b + delta * delta * count * count_b / total;
     count = total;
   }
-  void merge(const MomentStats& b) { merge(b.count, b.mean, b.m2); }
+  [[gnu::always_inline]] void merge(const MomentStats& b) { merge(b.count, b.mean, b.m2); }
   // The biased variance M2 / count (0 for an empty channel).
-  [[nodiscard]] double variance() const { return count > 0 ? m2 / count : 0.0; }
+  [[nodiscard, gnu::always_inline]] double variance() const { return count > 0 ? m2 / count : 0.0; }
 };
 
 // Sums of dy and of dy * (x - mean) in double.
 struct GradSums {
   double dy = 0;
   double dyx = 0;
-  void merge(const GradSums& b) {
+  [[gnu::always_inline]] void merge(const GradSums& b) {
     dy += b.dy;
     dyx += b.dyx;
   }
 };
+
+}  // namespace ad::detail
+
+// The contiguous-layout kernels, compiled per instruction set (autodiff/ops/isa/channel.cpp) for
+// float and double; statistics(), grad_sums() and affine() below call them.
+GRADTAPE_ISA_DECLARE(
+    template <class T> void channel_statistics(const ad::detail::ChannelLayout& layout, const T* x,
+                                               ad::detail::MomentStats* stats);
+    template <class T>
+    void channel_grad_sums(const ad::detail::ChannelLayout& layout, const T* x, const T* dy,
+                           const T* mean, double* sum_dy, double* sum_dyx);
+    template <class T> void channel_affine(const ad::detail::ChannelLayout& layout, const T* u,
+                                           const T* a, const T* v, const T* k, const T* b, T* out);)
+
+namespace ad::detail {
+
+// The kernels: templates in the instruction set's own namespace (see isa_dispatch.h).
+inline namespace GRADTAPE_KERNEL_NS {
 
 // Reductions over a run accumulate into kLanes independent partial sums (lane j takes elements
 // j, j + kLanes, ...), folded pairwise at the end. The order is fixed by the source, not by the
@@ -181,7 +201,7 @@ void reduce_runs(const ChannelLayout& l, Run run, Finish finish) {
   }
   const std::int64_t per_run = (l.inner + kSegment - 1) / kSegment;  // segments per run
   const std::int64_t length = (l.inner + per_run - 1) / per_run;     // the last may be shorter
-  thread_local std::vector<Acc> parts;
+  thread_local KernelVector<Acc> parts;
   parts.assign(static_cast<std::size_t>(l.outer * C * per_run), Acc{});
   Acc* part = parts.data();
   for_each_index(l.outer * C * per_run, parallel, [&](std::int64_t s) {
@@ -420,7 +440,7 @@ template <class T>
 void statistics(const ChannelLayout& layout, const std::vector<std::int64_t>& channel, const T* x,
                 MomentStats* stats, std::int64_t channels) {
   if (layout.contiguous) {
-    channel_statistics(layout, x, stats);
+    GRADTAPE_ISA_KERNEL(channel_statistics<T>)(layout, x, stats);
   } else {
     indexed_statistics(channel, x, stats, channels);
   }
@@ -482,7 +502,7 @@ template <class T>
 void grad_sums(const ChannelLayout& layout, const std::vector<std::int64_t>& channel, const T* x,
                const T* dy, const T* mean, std::int64_t size, double* sum_dy, double* sum_dyx) {
   if (layout.contiguous) {
-    channel_grad_sums(layout, x, dy, mean, sum_dy, sum_dyx);
+    GRADTAPE_ISA_KERNEL(channel_grad_sums<T>)(layout, x, dy, mean, sum_dy, sum_dyx);
     return;
   }
   for (std::int64_t i = 0; i < size; ++i) {
@@ -498,7 +518,7 @@ template <class T>
 void affine(const ChannelLayout& layout, const std::vector<std::int64_t>& channel, const T* u,
             const T* a, const T* v, const T* k, const T* b, std::int64_t size, T* out) {
   if (layout.contiguous) {
-    channel_affine(layout, u, a, v, k, b, out);
+    GRADTAPE_ISA_KERNEL(channel_affine<T>)(layout, u, a, v, k, b, out);
     return;
   }
   for (std::int64_t i = 0; i < size; ++i) {
@@ -506,5 +526,7 @@ void affine(const ChannelLayout& layout, const std::vector<std::int64_t>& channe
     out[i] = k ? a[c] * u[i] + k[c] * v[i] + b[c] : u[i] * a[c] + b[c];
   }
 }
+
+}  // namespace GRADTAPE_KERNEL_NS
 
 }  // namespace ad::detail

@@ -13,6 +13,7 @@
 #include "autodiff/graph.h"
 #include "autodiff/kernel.h"
 #include "autodiff/ops/internal/broadcast.h"
+#include "autodiff/ops/internal/elementwise_kernels_isa.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/tensor.h"
 
@@ -83,7 +84,32 @@ void binary_loop(const Array& a, const Array& b, Array& out, F f) {
   });
 }
 
-// out = F{}(a, b) with out of the operands' dtype; F is a (generic) lambda type.
+// z = F{}(x, y) over the broadcast of a and b into out, with the loops of the active instruction
+// set (elementwise_kernels_isa.h): F is one of elementwise_functors.h, T float or double.
+template <class F, class T>
+void isa_binary_loop(const Array& a, const Array& b, Array& out) {
+  const T* x = a.data<T>().data();
+  const T* y = b.data<T>().data();
+  T* z = out.mutable_data<T>().data();
+  const std::int64_t n = out.size();
+  const auto run = GRADTAPE_ISA_KERNEL(binary_elements<F, T>);
+  if (a.size() == n && b.size() == n) {
+    run(n, x, 1, y, 1, z);
+  } else if (b.size() == 1 && a.size() == n) {
+    run(n, x, 1, y, 0, z);
+  } else if (a.size() == 1 && b.size() == n) {
+    run(n, x, 0, y, 1, z);
+  } else {
+    const auto plan = make_broadcast_plan(out.shape(), a.shape(), b.shape());
+    for_each_run(plan, [&](std::int64_t o, std::int64_t ao, std::int64_t bo, std::int64_t len,
+                           std::int64_t sa, std::int64_t sb) {
+      run(len, x + ao, sa == 1 ? 1 : 0, y + bo, sb == 1 ? 1 : 0, z + o);
+    });
+  }
+}
+
+// out = F{}(a, b) with out of the operands' dtype; F is a (generic) lambda type, or a functor of
+// elementwise_functors.h whose float loops run in the active instruction set.
 template <class F>
 void arithmetic_kernel(KernelContext& ctx) {
   const Array& a = ctx.input(0);
@@ -93,6 +119,8 @@ void arithmetic_kernel(KernelContext& ctx) {
     using T = decltype(tag);
     if constexpr (std::is_same_v<T, bool>) {
       ctx.fail("arithmetic on bool tensors is not supported");
+    } else if constexpr (IsaKernelFunctor<F> && std::is_floating_point_v<T>) {
+      isa_binary_loop<F, T>(a, b, out);
     } else {
       binary_loop<T, T>(a, b, out, [](T x, T y) { return static_cast<T>(F{}(x, y)); });
     }
@@ -121,8 +149,12 @@ void unary_kernel(KernelContext& ctx) {
     const T* in = x.data<T>().data();
     T* y = out.mutable_data<T>().data();
     const std::int64_t n = x.size();
-    const F f{};
-    for_each_element(n, [&](std::int64_t i) { y[i] = static_cast<T>(f(in[i])); });
+    if constexpr (IsaKernelFunctor<F>) {
+      GRADTAPE_ISA_KERNEL(unary_elements<F, T>)(n, in, y);
+    } else {
+      const F f{};
+      for_each_element(n, [&](std::int64_t i) { y[i] = static_cast<T>(f(in[i])); });
+    }
   });
 }
 

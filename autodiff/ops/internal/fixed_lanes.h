@@ -8,9 +8,14 @@
 #include <array>
 #include <cstdint>
 
+#include "autodiff/ops/internal/isa_dispatch.h"
+
 namespace ad::detail {
 
 inline constexpr int kFixedLanes = 8;
+
+// Compiled per instruction set (see isa_dispatch.h).
+inline namespace GRADTAPE_KERNEL_NS {
 
 // sum over i in [0, n) of term(i), accumulated in double. term may also store (e.g. e[i] = v).
 template <class Term>
@@ -58,5 +63,7 @@ T fixed_lane_max(const T* x, std::int64_t n) {
   }
   return lane[0];
 }
+
+}  // namespace GRADTAPE_KERNEL_NS
 
 }  // namespace ad::detail

@@ -10,9 +10,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <type_traits>
 #include <vector>
 
+#include "autodiff/ops/internal/isa_dispatch.h"
+#include "autodiff/ops/internal/kernel_vector.h"
 #include "autodiff/ops/internal/parallel_loops.h"
 #include "autodiff/shape.h"
 
@@ -39,11 +44,11 @@ struct DimList {
   int rank = 0;
   std::int64_t count = 1;
 
-  void push(Dim d) {
+  [[gnu::always_inline]] void push(Dim d) {
     dims[static_cast<unsigned>(rank++)] = d;
     count *= d.size;
   }
-  [[nodiscard]] std::int64_t offset(std::int64_t flat) const {
+  [[nodiscard, gnu::always_inline]] std::int64_t offset(std::int64_t flat) const {
     std::int64_t off = 0;
     for (int i = rank - 1; i >= 0; --i) {
       const Dim& d = dims[static_cast<unsigned>(i)];
@@ -53,6 +58,45 @@ struct DimList {
     return off;
   }
 };
+
+// The input as (kept dims) x (reduced dims) x (an innermost contiguous run), size-1 dims dropped
+// and neighbours reduced alike merged. Outputs are numbered in row-major order of the kept dims.
+struct ReducePlan {
+  DimList outer;   // kept dims, excluding the innermost run
+  DimList middle;  // reduced dims, excluding the innermost run
+  std::int64_t inner = 1;
+  bool inner_reduced = true;
+
+  [[nodiscard, gnu::always_inline]] std::int64_t outputs() const {
+    return outer.count * (inner_reduced ? 1 : inner);
+  }
+  [[nodiscard, gnu::always_inline]] std::int64_t count() const {
+    return middle.count * (inner_reduced ? inner : 1);
+  }
+};
+
+ReducePlan make_plan(const Shape& shape, const std::vector<int>& axes);
+// The shape of the result: the reduced axes dropped, or kept as 1 with keepdims.
+Shape reduced_shape(const Shape& in, const std::vector<int>& axes, bool keepdims);
+
+}  // namespace ad::detail::reduction
+
+// The float and double reductions compiled per instruction set (autodiff/ops/isa/reduce.cpp):
+// sum, mean (sum / count), max and min with the policies below, as reduce_into computes them.
+GRADTAPE_ISA_DECLARE(
+    template <class T>
+    void reduce_sum(const ad::detail::reduction::ReducePlan& plan, const T* x, T* out);
+    template <class T>
+    void reduce_mean(const ad::detail::reduction::ReducePlan& plan, const T* x, T* out);
+    template <class T>
+    void reduce_max(const ad::detail::reduction::ReducePlan& plan, const T* x, T* out);
+    template <class T>
+    void reduce_min(const ad::detail::reduction::ReducePlan& plan, const T* x, T* out);)
+
+namespace ad::detail::reduction {
+
+// The loops and policies: templates compiled per instruction set (see isa_dispatch.h).
+inline namespace GRADTAPE_KERNEL_NS {
 
 // Walks a DimList in order from a flat index, one increment at a time.
 class Odometer {
@@ -80,65 +124,6 @@ class Odometer {
   std::int64_t offset_;
   std::array<std::int64_t, Shape::kMaxRank> index_{};
 };
-
-// The input as (kept dims) x (reduced dims) x (an innermost contiguous run), size-1 dims dropped
-// and neighbours reduced alike merged. Outputs are numbered in row-major order of the kept dims.
-struct ReducePlan {
-  DimList outer;   // kept dims, excluding the innermost run
-  DimList middle;  // reduced dims, excluding the innermost run
-  std::int64_t inner = 1;
-  bool inner_reduced = true;
-
-  [[nodiscard]] std::int64_t outputs() const { return outer.count * (inner_reduced ? 1 : inner); }
-  [[nodiscard]] std::int64_t count() const { return middle.count * (inner_reduced ? inner : 1); }
-};
-
-ReducePlan make_plan(const Shape& shape, const std::vector<int>& axes) {
-  std::array<bool, Shape::kMaxRank> reduced{};
-  for (const int a : axes) reduced[static_cast<unsigned>(a)] = true;
-  std::array<std::int64_t, Shape::kMaxRank> sizes{};
-  std::array<bool, Shape::kMaxRank> flags{};
-  int n = 0;
-  for (int d = 0; d < shape.rank(); ++d) {
-    const auto u = static_cast<unsigned>(d);
-    if (shape[d] == 1) continue;
-    if (n > 0 && flags[static_cast<unsigned>(n - 1)] == reduced[u]) {
-      sizes[static_cast<unsigned>(n - 1)] *= shape[d];
-    } else {
-      sizes[static_cast<unsigned>(n)] = shape[d];
-      flags[static_cast<unsigned>(n++)] = reduced[u];
-    }
-  }
-  ReducePlan plan;
-  if (n == 0) return plan;
-  std::array<std::int64_t, Shape::kMaxRank> strides{};
-  std::int64_t stride = 1;
-  for (int i = n - 1; i >= 0; --i) {
-    strides[static_cast<unsigned>(i)] = stride;
-    stride *= sizes[static_cast<unsigned>(i)];
-  }
-  plan.inner = sizes[static_cast<unsigned>(n - 1)];
-  plan.inner_reduced = flags[static_cast<unsigned>(n - 1)];
-  for (int i = 0; i < n - 1; ++i) {
-    const auto u = static_cast<unsigned>(i);
-    (flags[u] ? plan.middle : plan.outer).push({sizes[u], strides[u]});
-  }
-  return plan;
-}
-
-Shape reduced_shape(const Shape& in, const std::vector<int>& axes, bool keepdims) {
-  Shape out;
-  std::size_t next = 0;
-  for (int d = 0; d < in.rank(); ++d) {
-    if (next < axes.size() && axes[next] == d) {
-      ++next;
-      if (keepdims) out.push_back(1);
-    } else {
-      out.push_back(in[d]);
-    }
-  }
-  return out;
-}
 
 // kLanes independent accumulators folded in a fixed order: the loop vectorizes, and the result
 // depends only on where a block starts and ends.
@@ -213,7 +198,7 @@ void reduce_runs(const ReducePlan& plan, const T* x, T* out, const Op& op) {
     });
     return;
   }
-  thread_local std::vector<Acc> partials;
+  thread_local KernelVector<Acc> partials;
   partials.resize(static_cast<std::size_t>(blocks));
   Acc* part = partials.data();
   for (std::int64_t o = 0; o < outputs; ++o) {
@@ -330,7 +315,7 @@ void reduce_rows(const ReducePlan& plan, const T* x, T* out, const Op& op) {
     });
     return;
   }
-  thread_local std::vector<Acc> partials;
+  thread_local KernelVector<Acc> partials;
   partials.resize(static_cast<std::size_t>(supers * kColumns));
   Acc* part = partials.data();
   for (std::int64_t t = 0; t < tasks; ++t) {
@@ -355,5 +340,87 @@ void reduce_into(const ReducePlan& plan, const T* x, T* out, const Op& op) {
     reduce_rows(plan, x, out, op);
   }
 }
+
+// ---- reduction policies -------------------------------------------------------------------------
+// Each says how one element enters the accumulator (map), how accumulators combine, and how the
+// total becomes the output (finish). map and finish see the output index, for logsumexp's shift.
+
+template <class T>
+using Wide = std::conditional_t<std::is_same_v<T, float>, double, T>;
+
+template <class T>
+bool is_nan(T v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return std::isnan(v);
+  } else {
+    return false;
+  }
+}
+
+template <class T>
+struct SumOp {
+  using Acc = Wide<T>;
+  static Acc identity() { return Acc{0}; }
+  static Acc combine(Acc a, Acc b) { return a + b; }
+  Acc map(T x, std::int64_t) const { return static_cast<Acc>(x); }
+  T finish(Acc a, std::int64_t) const { return static_cast<T>(a); }
+};
+
+template <class T>
+struct MeanOp : SumOp<T> {
+  using Acc = Wide<T>;
+  std::int64_t count = 1;
+  T finish(Acc a, std::int64_t) const { return static_cast<T>(a / static_cast<Acc>(count)); }
+};
+
+template <class T>
+struct ProdOp {
+  using Acc = Wide<T>;
+  static Acc identity() { return Acc{1}; }
+  static Acc combine(Acc a, Acc b) { return a * b; }
+  Acc map(T x, std::int64_t) const { return static_cast<Acc>(x); }
+  T finish(Acc a, std::int64_t) const { return static_cast<T>(a); }
+};
+
+template <class T>
+struct MaxOp {
+  using Acc = T;
+  static Acc identity() {
+    if constexpr (std::is_floating_point_v<T>) return -std::numeric_limits<T>::infinity();
+    return std::numeric_limits<T>::lowest();
+  }
+  // NaN wins: once an accumulator is NaN, no comparison replaces it.
+  static Acc combine(Acc a, Acc b) { return ((b > a) | is_nan(b)) ? b : a; }
+  Acc map(T x, std::int64_t) const { return x; }
+  T finish(Acc a, std::int64_t) const { return a; }
+};
+
+template <class T>
+struct MinOp {
+  using Acc = T;
+  static Acc identity() {
+    if constexpr (std::is_floating_point_v<T>) return std::numeric_limits<T>::infinity();
+    return std::numeric_limits<T>::max();
+  }
+  static Acc combine(Acc a, Acc b) { return ((b < a) | is_nan(b)) ? b : a; }
+  Acc map(T x, std::int64_t) const { return x; }
+  T finish(Acc a, std::int64_t) const { return a; }
+};
+
+// Second pass of logsumexp: sum of exp(x - shift) with shift the (finite) max of each output;
+// `shift` is the output buffer itself, holding the maxima until finish overwrites them.
+template <class T>
+struct ExpSumOp {
+  using Acc = Wide<T>;
+  const T* shift = nullptr;
+  static Acc identity() { return Acc{0}; }
+  static Acc combine(Acc a, Acc b) { return a + b; }
+  Acc map(T x, std::int64_t o) const { return static_cast<Acc>(std::exp(x - shift[o])); }
+  T finish(Acc a, std::int64_t o) const {
+    return static_cast<T>(std::log(a) + static_cast<Acc>(shift[o]));
+  }
+};
+
+}  // namespace GRADTAPE_KERNEL_NS
 
 }  // namespace ad::detail::reduction

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "autodiff/ops/internal/isa_dispatch.h"
+
 #if defined(__SSE2__)
 #include <immintrin.h>
 #endif
@@ -22,6 +24,9 @@ namespace ad::detail {
 std::int64_t streaming_threshold_bytes();
 
 inline bool stream_output(std::int64_t bytes) { return bytes >= streaming_threshold_bytes(); }
+
+// The templates are compiled per instruction set (see isa_dispatch.h).
+inline namespace GRADTAPE_KERNEL_NS {
 
 // A coefficient of the affine map: one value for the whole run, or one per element.
 template <class T>
@@ -131,5 +136,7 @@ void stream_affine(std::int64_t n, const T* u, C a, const T* v, C k, C b, T* out
 
 inline void stream_fence() {}
 #endif
+
+}  // namespace GRADTAPE_KERNEL_NS
 
 }  // namespace ad::detail
