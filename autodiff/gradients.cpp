@@ -122,7 +122,11 @@ Reach reach(const Graph& graph, int lo, int hi, const std::vector<GradTarget>& x
             const std::vector<Tensor>& ys) {
   const auto span = static_cast<std::size_t>(hi - lo + 1);
   Reach r{lo, std::vector<char>(span, 0), std::vector<char>(span, 0)};
-  for (const auto& x : xs) r.from_x[static_cast<std::size_t>(x.tensor().node_index() - lo)] = 1;
+  for (const auto& x : xs) {
+    // An x recorded after every y (beyond hi) reaches none of them.
+    const int n = x.tensor().node_index();
+    if (n <= hi) r.from_x[static_cast<std::size_t>(n - lo)] = 1;
+  }
   for (int n = lo; n <= hi; ++n) {
     auto& flag = r.from_x[static_cast<std::size_t>(n - lo)];
     for (const auto& in : graph.node(n).inputs) {
@@ -130,7 +134,10 @@ Reach reach(const Graph& graph, int lo, int hi, const std::vector<GradTarget>& x
       flag = r.from_an_x(in.node) ? 1 : 0;
     }
   }
-  for (const auto& y : ys) r.to_y[static_cast<std::size_t>(y.node_index() - lo)] = 1;
+  for (const auto& y : ys) {
+    // A y recorded before every x (below lo) is reached by none of them.
+    if (y.node_index() >= lo) r.to_y[static_cast<std::size_t>(y.node_index() - lo)] = 1;
+  }
   for (int n = hi; n >= lo; --n) {
     if (!r.to_y[static_cast<std::size_t>(n - lo)]) continue;
     for (const auto& in : graph.node(n).inputs) {

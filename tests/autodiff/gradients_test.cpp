@@ -29,6 +29,13 @@ BOOST_AUTO_TEST_CASE(unreachable_x_gives_an_empty_tensor) {
   const auto with_later = ad::gradients(y, {x, later});
   BOOST_TEST(static_cast<bool>(with_later[0]));
   BOOST_TEST(!static_cast<bool>(with_later[1]));
+  // A y recorded before every x: it contributes nothing, the other y still does.
+  const auto with_earlier = ad::gradients(std::vector<ad::Tensor>{y, later * 3.0}, {later});
+  BOOST_TEST(static_cast<bool>(with_earlier[0]));
+  ad::Session s(g);
+  BOOST_TEST(
+      s.run({with_earlier[0]}, {{later, ad::Array::scalar(1.0)}, {x, ad::Array::scalar(1.0)}})[0]
+          .flat(0) == 3.0);
 }
 
 BOOST_AUTO_TEST_CASE(integer_and_boolean_paths_carry_no_gradient) {
