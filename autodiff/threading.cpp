@@ -39,6 +39,8 @@ constexpr auto kSpinTime = std::chrono::microseconds(5);
 // Blocks per participating thread: small blocks let the others take over the work of a thread
 // the OS has descheduled; few enough that claiming costs nothing next to a block.
 constexpr std::int64_t kBlocksPerThread = 4;
+// The block index of a closed loop's claim word: at least any loop's block count.
+constexpr std::uint64_t kClosed = 0xffffffffU;
 
 void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -147,7 +149,7 @@ bool ThreadPool::run(std::int64_t n, PieceFunction piece, void* context, int thr
   context_.store(context, std::memory_order_relaxed);
   n_.store(n, std::memory_order_relaxed);
   block_size_.store(block_size, std::memory_order_relaxed);
-  blocks_.store(blocks, std::memory_order_relaxed);
+  blocks_.store(blocks, std::memory_order_release);  // pairs with work_on's acquire load
   helpers_.store(helpers, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   failed_.store(false, std::memory_order_relaxed);
@@ -163,6 +165,12 @@ bool ThreadPool::run(std::int64_t n, PieceFunction piece, void* context, int thr
     work_on(loop);
   }
   wait_until_done(blocks);
+  // Close the loop before another can be published: a worker that read this loop's last claim
+  // word (loop, blocks) and then a later loop's larger blocks_ would otherwise claim block
+  // `blocks` of this loop and run it with the later loop's fields (or count it in the later
+  // loop's done_). After this store its compare-and-swap fails, and a reload reads an index no
+  // loop reaches (run_pieces keeps n, so blocks, below 2^32 - 1).
+  claim_.store((std::uint64_t{loop} << 32) | kClosed);
   std::exception_ptr error = std::move(error_);
   busy_.store(false, std::memory_order_release);
   if (error) std::rethrow_exception(error);
@@ -175,8 +183,10 @@ void ThreadPool::work_on(std::uint32_t loop) {
   for (;;) {
     if (loop_of(claim) != loop) return;
     const auto block = static_cast<std::int64_t>(claim & 0xffffffffU);
-    // blocks_ may already belong to a later loop here; the exchange below then fails.
-    if (block >= blocks_.load(std::memory_order_relaxed)) return;
+    // blocks_ may already belong to a later loop here; the loop that wrote it was published
+    // after this one was closed (run), and this acquire load orders that close before the
+    // exchange below, which then fails.
+    if (block >= blocks_.load(std::memory_order_acquire)) return;
     if (claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
       run_block(block);

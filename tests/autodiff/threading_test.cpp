@@ -161,6 +161,33 @@ BOOST_AUTO_TEST_CASE(loops_from_several_threads_at_once_each_run_every_index_onc
   BOOST_TEST(wrong.load() == 0);
 }
 
+// Back-to-back loops whose block counts differ (sizes 2..40, 2 and 3 threads, alternating): a
+// worker that saw an earlier loop's last claim must never run a block of it with a later loop's
+// fields. Each loop's body checks that every range it gets lies inside its own [0, n) and counts
+// its indices; a piece run with another loop's context would break one of the two.
+BOOST_AUTO_TEST_CASE(back_to_back_loops_of_different_sizes_never_mix) {
+  const ThreadCountGuard guard;
+  int out_of_range = 0;
+  int miscounted = 0;
+  for (int round = 0; round < 20000; ++round) {
+    ad::set_num_threads(2 + round % 2);
+    const std::int64_t n = 2 + (round * 7) % 39;
+    std::vector<std::atomic<int>> counts(static_cast<std::size_t>(n));
+    std::atomic<int> bad{0};
+    ad::detail::parallel_for(n, [&, n](std::int64_t begin, std::int64_t end) {
+      if (begin < 0 || end > n || begin >= end) {
+        bad.fetch_add(1);
+        return;
+      }
+      for (std::int64_t i = begin; i < end; ++i) counts[static_cast<std::size_t>(i)].fetch_add(1);
+    });
+    out_of_range += bad.load();
+    for (const auto& c : counts) miscounted += c.load() != 1 ? 1 : 0;
+  }
+  BOOST_TEST(out_of_range == 0);
+  BOOST_TEST(miscounted == 0);
+}
+
 BOOST_AUTO_TEST_CASE(set_num_threads_sets_the_count_and_zero_restores_the_default) {
   const ThreadCountGuard guard;
   ad::set_num_threads(3);
